@@ -1,0 +1,870 @@
+# flagstaff's evaluation core: a config_v6 document compiled once into the C
+# structures of evaluate.h, and evaluated per user without Python objects
+# beyond the result.
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdio cimport snprintf
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
+
+from flagstaff.core._native cimport *
+
+import datetime as _datetime
+
+from flagstaff._errors import ErrorCode
+from flagstaff.config import ConfigModel, SettingEntry, decode_config
+
+fs_textual_init()
+
+cdef object _EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)
+cdef object _EPOCH_NAIVE = _datetime.datetime(1970, 1, 1)
+cdef object _DATETIME = _datetime.datetime
+
+# Which comparison value each comparator reads: a list, a string or a number.
+cdef str _VALUE_KEYS = "llllllssssddddddllddssllllllssllllll"
+
+cdef int _MAX_PERCENTAGE = 1 << 30
+
+# The name ConfigCat's messages give each setting type's Python type.
+cdef tuple _TYPE_NAMES = ("<class 'bool'>", "<class 'str'>", "<class 'int'>",
+                          "<class 'float'>")
+
+
+@cython.final
+cdef class User:
+    """
+    The user a setting is evaluated for.
+
+    :param identifier: a stable id of the user or session; it is hashed for
+        percentage options, so the same id always gets the same variation.
+    :param email: the ``Email`` attribute.
+    :param country: the ``Country`` attribute.
+    :param custom: further attributes by name: str, int, float, datetime or a
+        list of str.
+    """
+
+    cdef readonly object identifier
+    cdef readonly object email
+    cdef readonly object country
+    cdef readonly dict custom
+
+    def __init__(self, identifier, email=None, country=None, custom=None):
+        self.identifier = identifier
+        self.email = email
+        self.country = country
+        self.custom = dict(custom) if custom else {}
+
+    cdef object attribute(self, int32_t index, object name):
+        # The well-known names read their own fields; a custom attribute of
+        # the same name is never consulted, as in ConfigCat's SDKs.
+        if index == FS_ATTR_IDENTIFIER:
+            return self.identifier
+        if index == FS_ATTR_EMAIL:
+            return self.email
+        if index == FS_ATTR_COUNTRY:
+            return self.country
+        cdef PyObject *found = PyDict_GetItem(self.custom, name)
+        return <object>found if found is not NULL else None
+
+    def get(self, str name):
+        """
+        The attribute called `name`, or None.
+        """
+        for index, known in enumerate(("Identifier", "Email", "Country")):
+            if name == known:
+                return self.attribute(index, name)
+        return self.custom.get(name)
+
+    def __repr__(self):
+        parts = [repr(self.identifier)]
+        if self.email is not None:
+            parts.append(f"email={self.email!r}")
+        if self.country is not None:
+            parts.append(f"country={self.country!r}")
+        if self.custom:
+            parts.append(f"custom={self.custom!r}")
+        return f"User({', '.join(parts)})"
+
+    def __eq__(self, other):
+        if not isinstance(other, User):
+            return NotImplemented
+        cdef User that = other
+        return (self.identifier == that.identifier and self.email == that.email
+                and self.country == that.country and self.custom == that.custom)
+
+    __hash__ = None
+
+
+@cython.final
+cdef class EvaluationDetails:
+    """
+    What an evaluation served and why.
+
+    ``matched_rule`` is the index of the targeting rule that served the
+    value, ``matched_option`` the index of the percentage option (within the
+    rule's options when ``matched_rule`` is set); both are None otherwise.
+    """
+
+    cdef readonly str key
+    cdef readonly object value
+    cdef readonly object variation_id
+    cdef readonly bint is_default_value
+    cdef readonly object error
+    cdef readonly object error_code
+    cdef readonly object matched_rule
+    cdef readonly object matched_option
+    cdef readonly object user
+
+    def __repr__(self):
+        text = (f"EvaluationDetails(key={self.key!r}, value={self.value!r}, "
+                f"variation_id={self.variation_id!r}")
+        if self.is_default_value:
+            text += f", is_default_value=True, error_code={self.error_code!r}"
+        if self.matched_rule is not None:
+            text += f", matched_rule={self.matched_rule}"
+        if self.matched_option is not None:
+            text += f", matched_option={self.matched_option}"
+        return text + ")"
+
+
+# ---- User attributes ---------------------------------------------------------
+
+ctypedef struct _Source:
+    PyObject *user          # a User, borrowed for the evaluation
+    PyObject *names         # the config's attribute names (a tuple)
+    PyObject *error         # an owned exception raised while converting
+
+
+cdef int _copy_text(bytes data, fs_attr *out, fs_scratch *scratch) except -1:
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+    cdef char *text = <char *>fs_scratch_alloc(scratch, size + 1)
+    if text is NULL:
+        raise MemoryError()
+    memcpy(text, PyBytes_AS_STRING(data), size)
+    out.text.ptr = text
+    out.text.size = size
+    return 0
+
+
+cdef int _set_str(str value, fs_bytes *out, fs_scratch *scratch) except -1:
+    cdef Py_ssize_t size
+    cdef const char *text
+    try:
+        text = PyUnicode_AsUTF8AndSize(value, &size)
+    except UnicodeEncodeError:
+        # Lone surrogates have no UTF-8; their surrogatepass bytes compare
+        # as the config's own text was compiled.
+        data = value.encode("utf-8", "surrogatepass")
+        size = len(data)
+        text = <char *>fs_scratch_alloc(scratch, size + 1)
+        if text is NULL:
+            raise MemoryError()
+        memcpy(<char *>text, PyBytes_AS_STRING(data), size)
+    out.ptr = text
+    out.size = size
+    return 0
+
+
+cdef int _set_double_text(double value, fs_attr *out,
+                          fs_scratch *scratch) except -1:
+    cdef char *text = <char *>fs_scratch_alloc(scratch, 32)
+    if text is NULL:
+        raise MemoryError()
+    out.text.ptr = text
+    out.text.size = fs_format_double(value, text)
+    return 0
+
+
+cdef double _epoch_seconds(object moment) except? -1.0:
+    # Naive datetimes are UTC, aware ones are converted.
+    if moment.tzinfo is None:
+        return (moment - _EPOCH_NAIVE).total_seconds()
+    return (moment - _EPOCH_UTC).total_seconds()
+
+
+cdef int _convert(object value, fs_attr *out, fs_scratch *scratch) except -1:
+    """Fills `out` with how the comparators see `value`."""
+    cdef int overflow = 0
+    cdef long long whole
+    cdef char *text
+    cdef fs_bytes *items
+    cdef Py_ssize_t count, i
+    cdef size_t size
+
+    if value is None:
+        return 0
+    out.present = 1
+    if isinstance(value, str):
+        out.is_string = 1
+        return _set_str(<str>value, &out.text, scratch)
+    if isinstance(value, bool):
+        out.has_number = out.has_seconds = 1
+        out.number = out.seconds = 1.0 if value else 0.0
+        _copy_text(b"True" if value else b"False", out, scratch)
+        return 0
+    if isinstance(value, int):
+        whole = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            _copy_text(str(value).encode(), out, scratch)
+        else:
+            text = <char *>fs_scratch_alloc(scratch, 24)
+            if text is NULL:
+                raise MemoryError()
+            out.text.ptr = text
+            out.text.size = snprintf(text, 24, "%lld", whole)
+        try:
+            out.number = out.seconds = float(value)
+            out.has_number = out.has_seconds = 1
+        except OverflowError:
+            pass        # too large for a double: no number comparisons
+        return 0
+    if isinstance(value, float):
+        out.has_number = out.has_seconds = 1
+        out.number = out.seconds = value
+        return _set_double_text(value, out, scratch)
+    if isinstance(value, _DATETIME):
+        out.has_seconds = 1
+        out.seconds = _epoch_seconds(value)
+        return _set_double_text(out.seconds, out, scratch)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        count = len(value)
+        items = <fs_bytes *>fs_scratch_alloc(scratch, sizeof(fs_bytes) * (count + 1))
+        if items is NULL:
+            raise MemoryError()
+        for i in range(count):
+            _set_str(<str>value[i], &items[i], scratch)
+        out.has_list = 1
+        out.items = items
+        out.item_count = count
+        size = fs_format_string_list(items, count, NULL, 0)
+        text = <char *>fs_scratch_alloc(scratch, size + 1)
+        if text is NULL:
+            raise MemoryError()
+        out.text.ptr = text
+        out.text.size = fs_format_string_list(items, count, text, size + 1)
+        return 0
+
+    # Anything else compares as its str(), and as a number if float() takes it.
+    _copy_text(str(value).encode("utf-8", "surrogatepass"), out, scratch)
+    try:
+        out.number = out.seconds = float(value)
+        out.has_number = out.has_seconds = 1
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return 0
+
+
+cdef int _resolve_user(void *source, int32_t index, fs_attr *out,
+                       fs_scratch *scratch) noexcept with gil:
+    cdef _Source *src = <_Source *>source
+    cdef User user = <User>src.user
+    try:
+        name = (<tuple>src.names)[index]
+        _convert(user.attribute(index, name), out, scratch)
+        return 0
+    except BaseException as exc:
+        if src.error is NULL:
+            Py_INCREF(exc)
+            src.error = <PyObject *>exc
+        return -1
+
+
+# ---- The compiled config -----------------------------------------------------
+
+cdef class _Arena:
+    """Memory for a compiled config, freed with it."""
+
+    cdef list blocks
+
+    def __cinit__(self):
+        self.blocks = []
+
+    cdef void *alloc(self, size_t size) except NULL:
+        cdef void *block = calloc(1, size if size else 1)
+        if block is NULL:
+            raise MemoryError()
+        self.blocks.append(<Py_ssize_t>block)
+        return block
+
+    def __dealloc__(self):
+        for block in self.blocks:
+            free(<void *><Py_ssize_t>block)
+
+
+cdef class _Segments:
+    """The compiled segments of one source config."""
+
+    cdef fs_segment *segments
+    cdef int32_t count
+    cdef tuple errors
+
+    def __cinit__(self, tuple entries):
+        self.errors = tuple(entry.error if entry.segment is None else None
+                            for entry in entries)
+
+
+@cython.final
+cdef class Config:
+    """
+    A ConfigCat config_v6 document, decoded and compiled once, immutable, and
+    evaluated without I/O. Safe to share between threads.
+
+    Build one with :meth:`from_json`.
+    """
+
+    cdef _Arena _arena
+    cdef fs_config _config
+    cdef readonly object model
+    cdef dict _index            # setting key -> index
+    cdef tuple _keys
+    cdef list _values           # value objects by slot
+    cdef dict _value_slots
+    cdef dict _equalities
+    cdef list _variations       # variation ids by slot
+    cdef dict _variation_slots
+    cdef dict _attribute_index  # attribute name -> index
+    cdef tuple _attribute_names
+    cdef dict _compiled_segments
+
+    def __init__(self):
+        raise TypeError("use Config.from_json() to build a Config")
+
+    @staticmethod
+    def from_json(raw):
+        """
+        Decodes and compiles a config_v6 document.
+
+        :param raw: the JSON text (bytes or str), as served by ConfigCat.
+        :return: the compiled config.
+        :raises ConfigError: when `raw` is not a config_v6 document; the
+            message names the JSON path and what was expected there.
+        """
+        return Config.from_model(decode_config(raw))
+
+    @staticmethod
+    def from_model(model):
+        """
+        Compiles a decoded config (see :mod:`flagstaff.config`), for
+        instance one merged from flag overrides.
+        """
+        if not isinstance(model, ConfigModel):
+            raise TypeError(f"expected a ConfigModel, not {type(model).__name__}")
+        cdef Config config = Config.__new__(Config)
+        config._compile(model)
+        return config
+
+    # -- compiling ---------------------------------------------------------
+
+    cdef _compile(self, model):
+        self.model = model
+        self._arena = _Arena()
+        self._values = []
+        self._value_slots = {}
+        self._equalities = {}
+        self._variations = []
+        self._variation_slots = {}
+        self._attribute_index = {"Identifier": 0, "Email": 1, "Country": 2}
+        self._compiled_segments = {}
+
+        entries = list(model.settings.values())
+        self._keys = tuple(entry.key for entry in entries)
+        self._index = {key: index for index, key in enumerate(self._keys)}
+        self._config.setting_count = len(entries)
+        self._config.settings = <fs_setting *>self._arena.alloc(
+            sizeof(fs_setting) * len(entries))
+        for index, entry in enumerate(entries):
+            self._compile_setting(&self._config.settings[index], entry)
+
+        names = sorted(self._attribute_index, key=self._attribute_index.get)
+        self._attribute_names = tuple(names)
+        self._config.attribute_count = len(names)
+
+    cdef fs_bytes _text(self, str text) except *:
+        cdef bytes data = text.encode("utf-8", "surrogatepass")
+        cdef Py_ssize_t size = len(data)
+        cdef char *copy = <char *>self._arena.alloc(size + 1)
+        memcpy(copy, PyBytes_AS_STRING(data), size)
+        cdef fs_bytes out
+        out.ptr = copy
+        out.size = size
+        return out
+
+    cdef const char *_message(self, str text) except NULL:
+        return self._text(text).ptr
+
+    cdef int32_t _attribute(self, str name) except -1:
+        index = self._attribute_index.get(name)
+        if index is None:
+            index = self._attribute_index[name] = len(self._attribute_index)
+        return index
+
+    cdef int32_t _slot(self, dict slots, list table, object value) except -1:
+        # Interned by type and value, so that True and 1 stay apart.
+        key = (type(value), value)
+        slot = slots.get(key)
+        if slot is None:
+            slot = slots[key] = len(table)
+            table.append(value)
+        return slot
+
+    cdef object _typed_value(self, object value, object setting_type):
+        """The setting's value from a SettingValue, or the error string."""
+        if value is None:
+            return None, "Value is missing"
+        if setting_type not in (FS_BOOL, FS_STRING, FS_INT, FS_DOUBLE):
+            return None, "Unsupported setting type"
+        typed = (value.b, value.s, value.i, value.d)[setting_type]
+        if typed is None:
+            return None, ("Setting value is not of the expected type "
+                          + _TYPE_NAMES[setting_type])
+        if setting_type == FS_DOUBLE:
+            typed = float(typed)
+        return typed, None
+
+    cdef int32_t _equality(self, object setting_type, object typed) except -1:
+        # Values that Python's == holds equal share a class.
+        key = (setting_type, typed)
+        equality = self._equalities.get(key)
+        if equality is None:
+            equality = self._equalities[key] = len(self._equalities)
+        return equality
+
+    cdef int _served(self, fs_served *out, object value, object variation,
+                     object setting_type) except -1:
+        typed, error = self._typed_value(value, setting_type)
+        out.variation = -1
+        if variation is not None:
+            out.variation = self._slot(self._variation_slots, self._variations,
+                                       variation)
+        if error is not None:
+            out.error = self._message(error)
+            out.slot = out.equality = -1
+            return 0
+        out.error = NULL
+        out.slot = self._slot(self._value_slots, self._values, typed)
+        out.equality = self._equality(setting_type, typed)
+        return 0
+
+    cdef fs_option *_options(self, list options, object setting_type) except? NULL:
+        if not options:
+            return NULL
+        cdef fs_option *out = <fs_option *>self._arena.alloc(
+            sizeof(fs_option) * len(options))
+        for i, option in enumerate(options):
+            out[i].percentage = max(-_MAX_PERCENTAGE, min(option.p, _MAX_PERCENTAGE))
+            self._served(&out[i].served, option.v, option.i, setting_type)
+        return out
+
+    cdef int _compile_setting(self, fs_setting *out, entry) except -1:
+        out.key = self._text(entry.key)
+        out.salt = self._text(entry.salt)
+        out.percentage_attribute = -1
+        if entry.setting is None:
+            out.error = self._message(entry.error)
+            return 0
+        setting = entry.setting
+        setting_type = setting.t
+        out.type = setting_type if setting_type is not None else -1
+        if setting.a is not None:
+            out.percentage_attribute = self._attribute(setting.a)
+
+        segments = self._segments(entry.segments)
+        out.segments = (<_Segments>segments).segments
+        out.segment_count = (<_Segments>segments).count
+
+        out.rule_count = len(setting.r)
+        if out.rule_count:
+            out.rules = <fs_rule *>self._arena.alloc(sizeof(fs_rule) * out.rule_count)
+        for i, rule in enumerate(setting.r):
+            self._compile_rule(&out.rules[i], rule, setting_type, segments)
+        out.option_count = len(setting.p)
+        out.options = self._options(setting.p, setting_type)
+        self._served(&out.value, setting.v, setting.i, setting_type)
+        return 0
+
+    cdef int _compile_rule(self, fs_rule *out, rule, object setting_type,
+                           _Segments segments) except -1:
+        out.condition_count = len(rule.c)
+        if out.condition_count:
+            out.conditions = <fs_condition *>self._arena.alloc(
+                sizeof(fs_condition) * out.condition_count)
+        for i, condition in enumerate(rule.c):
+            self._compile_condition(&out.conditions[i], condition, segments)
+        if rule.s is not None:
+            out.has_served = 1
+            self._served(&out.served, rule.s.v, rule.s.i, setting_type)
+        options = rule.p or []
+        out.option_count = len(options)
+        out.options = self._options(options, setting_type)
+        return 0
+
+    cdef int _compile_condition(self, fs_condition *out, condition,
+                                _Segments segments) except -1:
+        # A wrapper holding several kinds is read as the SDK reads it:
+        # user condition first, then segment, then prerequisite.
+        if condition.u is not None:
+            return self._compile_user_condition(out, condition.u)
+        if condition.s is not None:
+            out.kind = FS_COND_SEGMENT
+            index, comparator = condition.s.s, condition.s.c
+            out.comparator = comparator if comparator in (0, 1) else 255
+            if index is None or not 0 <= index < segments.count:
+                out.early_error = self._message("Segment reference is invalid.")
+            elif segments.errors[index] is not None:
+                out.early_error = self._message(segments.errors[index])
+            else:
+                out.target = index
+            return 0
+        if condition.p is not None:
+            return self._compile_prerequisite(out, condition.p)
+        out.kind = FS_COND_NONE
+        return 0
+
+    cdef int _compile_prerequisite(self, fs_condition *out, prerequisite) except -1:
+        out.kind = FS_COND_PREREQUISITE
+        comparator = prerequisite.c
+        out.comparator = comparator if comparator in (0, 1) else 255
+        target = self._index.get(prerequisite.f) if prerequisite.f is not None else None
+        if target is None:
+            out.early_error = self._message("Prerequisite flag key is missing or invalid.")
+            return 0
+        out.target = target
+        entry = self.model.settings[prerequisite.f]
+        setting_type = entry.setting.t if entry.setting is not None else None
+        typed, error = self._typed_value(prerequisite.v, setting_type)
+        if error is None and _first_value_key(prerequisite.v) != setting_type:
+            error = (f"Type mismatch between comparison value '{typed}' and "
+                     f"prerequisite flag '{prerequisite.f}'")
+        if error is not None:
+            out.early_error = self._message(error)
+            return 0
+        out.equality = self._equality(setting_type, typed)
+        return 0
+
+    cdef int _compile_user_condition(self, fs_condition *out, condition) except -1:
+        out.kind = FS_COND_USER
+        comparator = condition.c
+        if comparator is None or not 0 <= comparator < 36:
+            out.early_error = self._message("Comparison operator is missing or invalid.")
+            return 0
+        out.comparator = comparator
+        if condition.a is None:
+            out.early_error = self._message("Comparison attribute name is missing.")
+            return 0
+        out.attribute = self._attribute(condition.a)
+
+        value_key = _VALUE_KEYS[comparator]
+        if value_key == "d":
+            if condition.d is None:
+                out.late_error = self._message("Comparison value is missing or invalid.")
+            else:
+                out.number = condition.d
+        elif value_key == "s":
+            if condition.s is not None:
+                self._compile_item(&out.single, condition.s, comparator)
+        elif condition.l is None:
+            out.late_error = self._message("Comparison value is missing or invalid.")
+        else:
+            out.item_count = len(condition.l)
+            if out.item_count:
+                out.items = <fs_item *>self._arena.alloc(sizeof(fs_item) * out.item_count)
+            for i, item in enumerate(condition.l):
+                if not self._compile_item(&out.items[i], item, comparator):
+                    out.late_error = self._message(
+                        f"'{item}' is not a valid hashed prefix or suffix.")
+        return 0
+
+    cdef bint _compile_item(self, fs_item *out, str text, int comparator) except -1:
+        """Prepares one comparison value; False when it is malformed."""
+        out.text = self._text(text)
+        if 4 <= comparator <= 9:
+            out.trimmed = fs_strip(out.text)
+            out.skip = out.trimmed.size == 0
+            out.valid = fs_semver_parse(out.trimmed, &out.version)
+        elif comparator in (16, 17, 20, 21, 26, 27):
+            out.valid = fs_decode_digest(out.text, out.digest)
+        elif 22 <= comparator <= 25:
+            # "<n>_<hash>": the hash of the first or last n UTF-8 bytes.
+            length, underscore, digest = text.partition("_")
+            if not underscore or not length.isascii() or not length.isdigit():
+                return False
+            out.length = min(int(length), 1 << 30)
+            out.valid = fs_decode_digest(self._text(digest), out.digest)
+        else:
+            out.valid = 1
+        return True
+
+    cdef _Segments _segments(self, tuple entries):
+        # Settings of one source config share its segments; compile once.
+        segments = self._compiled_segments.get(id(entries))
+        if segments is not None:
+            return segments
+        cdef _Segments compiled = _Segments(entries)
+        compiled.count = len(entries)
+        if compiled.count:
+            compiled.segments = <fs_segment *>self._arena.alloc(
+                sizeof(fs_segment) * compiled.count)
+        cdef fs_segment *segment
+        for i, entry in enumerate(entries):
+            if entry.segment is None:
+                continue
+            segment = &compiled.segments[i]
+            segment.name = self._text(entry.segment.n)
+            segment.condition_count = len(entry.segment.r)
+            if segment.condition_count:
+                segment.conditions = <fs_condition *>self._arena.alloc(
+                    sizeof(fs_condition) * segment.condition_count)
+            for j, condition in enumerate(entry.segment.r):
+                self._compile_user_condition(&segment.conditions[j], condition)
+        self._compiled_segments[id(entries)] = compiled
+        return compiled
+
+    # -- evaluating --------------------------------------------------------
+
+    def keys(self):
+        """
+        The keys of the config's settings, in document order.
+        """
+        return list(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __contains__(self, key):
+        return key in self._index
+
+    def get_value(self, str key, default, user=None):
+        """
+        The value of setting `key` for `user`.
+
+        Never raises for a flag problem: a missing key or a defective
+        setting serves `default` (see :meth:`get_value_details` for why).
+
+        :param key: the setting key.
+        :param default: served when the setting cannot be evaluated.
+        :param user: the :class:`User`, or None.
+        """
+        cdef PyObject *found = PyDict_GetItem(self._index, key)
+        if found is NULL:
+            return default
+        cdef fs_result result
+        cdef _Evaluation evaluation
+        _start(&evaluation, self, user)
+        cdef int status = fs_evaluate(&evaluation.ctx, <object>found, &result)
+        _finish(&evaluation)
+        if status < 0:
+            return default
+        return self._values[result.served.slot]
+
+    def get_value_details(self, str key, default, user=None):
+        """
+        The value of setting `key` for `user`, with what served it.
+
+        :param key: the setting key.
+        :param default: served when the setting cannot be evaluated.
+        :param user: the :class:`User`, or None.
+        :return: an :class:`EvaluationDetails`; on a problem its
+            ``is_default_value`` is set and ``error`` says what went wrong.
+        """
+        cdef PyObject *found = PyDict_GetItem(self._index, key)
+        if found is NULL:
+            return _details(key, default, None, user, _missing_key_error(
+                key, default, self._keys), ErrorCode.SETTING_KEY_MISSING)
+        cdef fs_result result
+        cdef _Evaluation evaluation
+        _start(&evaluation, self, user)
+        cdef int status = fs_evaluate(&evaluation.ctx, <object>found, &result)
+        message = _finish(&evaluation)
+        if status < 0:
+            return _details(key, default, None, user, _evaluation_error(
+                key, default, message), ErrorCode.INVALID_CONFIG_MODEL)
+        return self._served_details(key, user, &result)
+
+    def get_all_values(self, user=None):
+        """
+        Every setting's value for `user`, as ``{key: value}``; settings that
+        cannot be evaluated are left out.
+        """
+        cdef dict values = {}
+        cdef fs_result result
+        cdef _Evaluation evaluation
+        _start(&evaluation, self, user)
+        try:
+            for index, key in enumerate(self._keys):
+                if fs_evaluate(&evaluation.ctx, index, &result) == 0:
+                    values[key] = self._values[result.served.slot]
+        finally:
+            _finish(&evaluation)
+        return values
+
+    def get_all_value_details(self, user=None):
+        """
+        :meth:`get_value_details` for every setting, with None as default.
+        """
+        return [self.get_value_details(key, None, user) for key in self._keys]
+
+    cdef EvaluationDetails _served_details(self, str key, user, fs_result *result):
+        cdef EvaluationDetails details = EvaluationDetails.__new__(EvaluationDetails)
+        details.key = key
+        details.value = self._values[result.served.slot]
+        details.variation_id = (self._variations[result.served.variation]
+                                if result.served.variation >= 0 else None)
+        details.is_default_value = False
+        details.error_code = ErrorCode.NONE
+        details.matched_rule = result.rule if result.rule >= 0 else None
+        details.matched_option = result.option if result.option >= 0 else None
+        details.user = user
+        return details
+
+    def __repr__(self):
+        return f"<flagstaff.Config with {len(self._keys)} settings>"
+
+
+cdef int _first_value_key(value):
+    # The SDK reads a comparison value's type from its first key present.
+    for index, typed in enumerate((value.b, value.s, value.i, value.d)):
+        if typed is not None:
+            return index
+    return -1
+
+
+# One evaluation's context: the C state, attribute buffers on the stack for
+# configs with few attribute names, and the resolver's source.
+cdef enum:
+    _INLINE_ATTRIBUTES = 16
+
+ctypedef struct _Evaluation:
+    fs_context ctx
+    _Source source
+    fs_attr inline_attrs[16]
+    uint8_t inline_resolved[16]
+    fs_attr *attrs
+    uint8_t *resolved
+
+
+cdef int _start(_Evaluation *ev, Config config, object user) except -1:
+    cdef int32_t count = config._config.attribute_count
+    cdef bint has_user = isinstance(user, User)
+    ev.source.user = <PyObject *>user
+    ev.source.names = <PyObject *>config._attribute_names
+    ev.source.error = NULL
+    if count <= _INLINE_ATTRIBUTES:
+        ev.attrs = ev.inline_attrs
+        ev.resolved = ev.inline_resolved
+    else:
+        ev.attrs = <fs_attr *>PyMem_Malloc(sizeof(fs_attr) * count)
+        ev.resolved = <uint8_t *>PyMem_Malloc(count)
+        if ev.attrs is NULL or ev.resolved is NULL:
+            PyMem_Free(ev.attrs)
+            PyMem_Free(ev.resolved)
+            raise MemoryError()
+    # A user of another type is no user, as in ConfigCat's SDKs.
+    fs_context_init(&ev.ctx, &config._config, has_user, _resolve_user,
+                    &ev.source, ev.attrs, ev.resolved)
+    return 0
+
+
+cdef object _finish(_Evaluation *ev):
+    """Frees the evaluation's memory; returns why it failed, if it did."""
+    message = None
+    if ev.ctx.message[0]:
+        message = (<bytes>ev.ctx.message).decode("utf-8", "replace")
+    if ev.source.error is not NULL:
+        error = <object>ev.source.error
+        Py_DECREF(error)
+        ev.source.error = NULL
+        message = f"{message} ({type(error).__name__}: {error})"
+    fs_context_release(&ev.ctx)
+    if ev.attrs is not ev.inline_attrs:
+        PyMem_Free(ev.attrs)
+        PyMem_Free(ev.resolved)
+    return message
+
+
+cdef EvaluationDetails _details(str key, default, variation_id, user,
+                                str error, error_code):
+    cdef EvaluationDetails details = EvaluationDetails.__new__(EvaluationDetails)
+    details.key = key
+    details.value = default
+    details.variation_id = variation_id
+    details.is_default_value = True
+    details.error = error
+    details.error_code = error_code
+    details.user = user
+    return details
+
+
+cdef str _missing_key_error(str key, default, tuple keys):
+    available = ", ".join(f"'{k}'" for k in keys)
+    return (f"Failed to evaluate setting '{key}' (the key was not found in "
+            f"config JSON). Returning the `default_value` parameter that you "
+            f"specified in your application: '{default}'. Available keys: "
+            f"[{available}].")
+
+
+cdef str _evaluation_error(str key, default, str reason):
+    return (f"Failed to evaluate setting '{key}'. ({reason}). Returning the "
+            f"`default_value` parameter that you specified in your "
+            f"application: '{default}'.")
+
+
+# ---- Hashing, exposed for flagstaff's own checks against hashlib ---------------
+
+def sha1_digest(data: bytes) -> bytes:
+    """
+    SHA-1 of `data`, computed by the core's own C implementation.
+    """
+    cdef fs_sha1 sha
+    cdef uint8_t digest[20]
+    fs_sha1_init(&sha)
+    fs_sha1_update(&sha, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    fs_sha1_final(&sha, digest)
+    return (<char *>digest)[:20]
+
+
+def sha256_digest(data: bytes) -> bytes:
+    """
+    SHA-256 of `data`, computed by the core's own C implementation.
+    """
+    cdef fs_sha256 sha
+    cdef uint8_t digest[32]
+    fs_sha256_init(&sha)
+    fs_sha256_update(&sha, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    fs_sha256_final(&sha, digest)
+    return (<char *>digest)[:32]
+
+
+def percentage_bucket(str key, str text) -> int:
+    """
+    The percentage bucket (0..99) ConfigCat gives `text` for setting `key`.
+    """
+    cdef bytes prefix = key.encode("utf-8", "surrogatepass")
+    cdef bytes value = text.encode("utf-8", "surrogatepass")
+    return fs_bucket(PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix),
+                     PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+
+
+def canonical_string(value) -> str:
+    """
+    The text ConfigCat's comparators and percentage options see for a
+    non-string attribute value (str, int, float, datetime, list of str).
+    """
+    cdef fs_scratch scratch
+    cdef fs_attr attr
+    memset(&attr, 0, sizeof(attr))
+    fs_scratch_init(&scratch)
+    try:
+        _convert(value, &attr, &scratch)
+        if not attr.present:
+            return None
+        return attr.text.ptr[:attr.text.size].decode("utf-8", "surrogatepass")
+    finally:
+        fs_scratch_release(&scratch)

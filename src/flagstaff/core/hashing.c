@@ -1,0 +1,244 @@
+/* SHA-1 (FIPS 180-4 §6.1) and SHA-256 (FIPS 180-4 §6.2), byte-oriented,
+ * big-endian message schedule, one 64-byte block at a time. */
+#include <string.h>
+
+#include "hashing.h"
+
+#define ROTL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static inline uint32_t load_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static inline void store_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void store_be64(uint8_t *p, uint64_t v)
+{
+    store_be32(p, (uint32_t)(v >> 32));
+    store_be32(p + 4, (uint32_t)v);
+}
+
+/* ---- SHA-1 ------------------------------------------------------------ */
+
+static void sha1_block(uint32_t state[5], const uint8_t *block)
+{
+    uint32_t w[80];
+    for (int t = 0; t < 16; t++)
+        w[t] = load_be32(block + 4 * t);
+    for (int t = 16; t < 80; t++)
+        w[t] = ROTL(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3],
+             e = state[4];
+    for (int t = 0; t < 80; t++) {
+        uint32_t f, k;
+        if (t < 20) {
+            f = (b & c) | (~b & d);             /* Ch */
+            k = 0x5a827999;
+        } else if (t < 40) {
+            f = b ^ c ^ d;                      /* Parity */
+            k = 0x6ed9eba1;
+        } else if (t < 60) {
+            f = (b & c) | (b & d) | (c & d);    /* Maj */
+            k = 0x8f1bbcdc;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xca62c1d6;
+        }
+        uint32_t temp = ROTL(a, 5) + f + e + k + w[t];
+        e = d;
+        d = c;
+        c = ROTL(b, 30);
+        b = a;
+        a = temp;
+    }
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+}
+
+void fs_sha1_init(fs_sha1 *ctx)
+{
+    static const uint32_t initial[5] = {
+        0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0,
+    };
+    memcpy(ctx->state, initial, sizeof initial);
+    ctx->length = 0;
+    ctx->used = 0;
+}
+
+void fs_sha1_update(fs_sha1 *ctx, const void *data, size_t size)
+{
+    const uint8_t *p = data;
+    ctx->length += size;
+    if (ctx->used) {
+        size_t take = 64 - ctx->used;
+        if (take > size)
+            take = size;
+        memcpy(ctx->block + ctx->used, p, take);
+        ctx->used += take;
+        p += take;
+        size -= take;
+        if (ctx->used < 64)
+            return;
+        sha1_block(ctx->state, ctx->block);
+        ctx->used = 0;
+    }
+    for (; size >= 64; p += 64, size -= 64)
+        sha1_block(ctx->state, p);
+    memcpy(ctx->block, p, size);
+    ctx->used = size;
+}
+
+/* Padding (§5.1.1): a 1 bit, zeros up to 56 mod 64, then the message
+ * length in bits as a 64-bit big-endian number. */
+void fs_sha1_final(fs_sha1 *ctx, uint8_t digest[20])
+{
+    uint64_t bits = ctx->length * 8;
+    ctx->block[ctx->used++] = 0x80;
+    if (ctx->used > 56) {
+        memset(ctx->block + ctx->used, 0, 64 - ctx->used);
+        sha1_block(ctx->state, ctx->block);
+        ctx->used = 0;
+    }
+    memset(ctx->block + ctx->used, 0, 56 - ctx->used);
+    store_be64(ctx->block + 56, bits);
+    sha1_block(ctx->state, ctx->block);
+    for (int i = 0; i < 5; i++)
+        store_be32(digest + 4 * i, ctx->state[i]);
+}
+
+/* ---- SHA-256 ---------------------------------------------------------- */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+    0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+    0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static void sha256_block(uint32_t state[8], const uint8_t *block)
+{
+    uint32_t w[64];
+    for (int t = 0; t < 16; t++)
+        w[t] = load_be32(block + 4 * t);
+    for (int t = 16; t < 64; t++) {
+        uint32_t s0 = ROTR(w[t - 15], 7) ^ ROTR(w[t - 15], 18) ^
+                      (w[t - 15] >> 3);
+        uint32_t s1 = ROTR(w[t - 2], 17) ^ ROTR(w[t - 2], 19) ^
+                      (w[t - 2] >> 10);
+        w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3],
+             e = state[4], f = state[5], g = state[6], h = state[7];
+    for (int t = 0; t < 64; t++) {
+        uint32_t sum1 = ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25);
+        uint32_t ch = (e & f) ^ (~e & g);
+        uint32_t t1 = h + sum1 + ch + K256[t] + w[t];
+        uint32_t sum0 = ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22);
+        uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
+        uint32_t t2 = sum0 + maj;
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+    state[5] += f;
+    state[6] += g;
+    state[7] += h;
+}
+
+void fs_sha256_init(fs_sha256 *ctx)
+{
+    static const uint32_t initial[8] = {
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    };
+    memcpy(ctx->state, initial, sizeof initial);
+    ctx->length = 0;
+    ctx->used = 0;
+}
+
+void fs_sha256_update(fs_sha256 *ctx, const void *data, size_t size)
+{
+    const uint8_t *p = data;
+    ctx->length += size;
+    if (ctx->used) {
+        size_t take = 64 - ctx->used;
+        if (take > size)
+            take = size;
+        memcpy(ctx->block + ctx->used, p, take);
+        ctx->used += take;
+        p += take;
+        size -= take;
+        if (ctx->used < 64)
+            return;
+        sha256_block(ctx->state, ctx->block);
+        ctx->used = 0;
+    }
+    for (; size >= 64; p += 64, size -= 64)
+        sha256_block(ctx->state, p);
+    memcpy(ctx->block, p, size);
+    ctx->used = size;
+}
+
+void fs_sha256_final(fs_sha256 *ctx, uint8_t digest[32])
+{
+    uint64_t bits = ctx->length * 8;
+    ctx->block[ctx->used++] = 0x80;
+    if (ctx->used > 56) {
+        memset(ctx->block + ctx->used, 0, 64 - ctx->used);
+        sha256_block(ctx->state, ctx->block);
+        ctx->used = 0;
+    }
+    memset(ctx->block + ctx->used, 0, 56 - ctx->used);
+    store_be64(ctx->block + 56, bits);
+    sha256_block(ctx->state, ctx->block);
+    for (int i = 0; i < 8; i++)
+        store_be32(digest + 4 * i, ctx->state[i]);
+}
+
+/* ---- Percentage bucketing ----------------------------------------------
+ * ConfigCat hashes the setting key followed by the attribute's text, takes
+ * the first seven hex digits of the SHA-1 (28 bits) as a number and keeps
+ * it modulo 100. The same bucket comes out in every ConfigCat SDK. */
+int fs_bucket(const char *prefix, size_t prefix_size,
+              const char *text, size_t text_size)
+{
+    fs_sha1 ctx;
+    uint8_t digest[20];
+    fs_sha1_init(&ctx);
+    fs_sha1_update(&ctx, prefix, prefix_size);
+    fs_sha1_update(&ctx, text, text_size);
+    fs_sha1_final(&ctx, digest);
+    uint32_t first28 = load_be32(digest) >> 4;
+    return (int)(first28 % 100);
+}
