@@ -11,6 +11,7 @@ import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 try:
     from Cython.Build import cythonize
@@ -51,7 +52,25 @@ extensions = [
     ),
 ]
 
+
+
+class BuildCore(build_ext):
+    """Builds the core, saying plainly what is missing when it cannot."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            compiler = os.environ.get("CC", "a C compiler (gcc or clang)")
+            raise RuntimeError(
+                f"flagstaff's evaluation core could not be compiled ({exc}). It "
+                f"needs {compiler} and the Python development headers: on "
+                "Debian or Ubuntu 'apt-get install build-essential python3-dev'."
+            ) from exc
+
+
 setup(
+    cmdclass={"build_ext": BuildCore},
     ext_modules=cythonize(
         extensions,
         compiler_directives={

@@ -593,10 +593,15 @@ cdef class Config:
             out.valid = fs_decode_digest(out.text, out.digest)
         elif 22 <= comparator <= 25:
             # "<n>_<hash>": the hash of the first or last n UTF-8 bytes.
+            # The length reads as Python's int() reads it, as in the SDK.
             length, underscore, digest = text.partition("_")
-            if not underscore or not length.isascii() or not length.isdigit():
+            try:
+                n = int(length)
+            except ValueError:
                 return False
-            out.length = min(int(length), 1 << 30)
+            if not underscore:
+                return False
+            out.length = max(-(1 << 30), min(n, 1 << 30))
             out.valid = fs_decode_digest(self._text(digest), out.digest)
         else:
             out.valid = 1
@@ -868,3 +873,12 @@ def canonical_string(value) -> str:
         return attr.text.ptr[:attr.text.size].decode("utf-8", "surrogatepass")
     finally:
         fs_scratch_release(&scratch)
+
+
+def sha1_implementation() -> str:
+    """
+    Which SHA-1 compression the core runs on this CPU: ``"sha-ni"`` (the
+    CPU's SHA extensions) or ``"portable"`` (forced by setting
+    ``FLAGSTAFF_PORTABLE_SHA1`` in the environment).
+    """
+    return fs_sha1_implementation().decode()

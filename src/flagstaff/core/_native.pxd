@@ -34,6 +34,7 @@ cdef extern from "hashing.h" nogil:
     void fs_sha256_init(fs_sha256 *ctx)
     void fs_sha256_update(fs_sha256 *ctx, const void *data, size_t size)
     void fs_sha256_final(fs_sha256 *ctx, uint8_t *digest)
+    const char *fs_sha1_implementation()
     int fs_bucket(const char *prefix, size_t prefix_size, const char *text,
                   size_t text_size)
 

@@ -279,18 +279,36 @@ static int semver_relation(const fs_condition *c, const fs_attr *attr)
 
 /* ---- User conditions ----------------------------------------------------- */
 
+/* The byte range of `text` that a hashed starts/ends-with item of length n
+ * hashes: the first or last n bytes, even mid-character. The SDK slices
+ * with Python's rules, which a hand-written config can reach with n <= 0:
+ * text[:n] and text[-n:] (so an ends-with of 0 bytes hashes everything). */
+static int affix_range(int32_t n, size_t size, int ends, size_t *start,
+                       size_t *length)
+{
+    if (n > 0 && (size_t)n > size)
+        return 0;
+    if (n >= 0) {
+        *length = ends && n == 0 ? size : (size_t)n;
+        *start = ends ? size - *length : 0;
+        return 1;
+    }
+    size_t cut = (size_t)(-(int64_t)n) < size ? (size_t)(-(int64_t)n) : size;
+    *start = ends ? cut : 0;
+    *length = size - cut;
+    return 1;
+}
+
 static int hashed_affix(const fs_condition *c, fs_bytes text, fs_bytes salt,
                         fs_bytes context_salt, int ends)
 {
     for (int i = 0; i < c->item_count; i++) {
         const fs_item *item = &c->items[i];
-        if ((size_t)item->length > text.size)
+        size_t start, length;
+        if (!affix_range(item->length, text.size, ends, &start, &length))
             continue;
-        /* The prefix or suffix is n UTF-8 bytes, even mid-character. */
-        const char *start = ends ? text.ptr + text.size - item->length
-                                 : text.ptr;
         uint8_t digest[32];
-        salted_digest(start, (size_t)item->length, salt, context_salt, digest);
+        salted_digest(text.ptr + start, length, salt, context_salt, digest);
         if (item->valid && memcmp(item->digest, digest, 32) == 0)
             return 1;
     }

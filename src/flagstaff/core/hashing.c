@@ -1,5 +1,6 @@
 /* SHA-1 (FIPS 180-4 §6.1) and SHA-256 (FIPS 180-4 §6.2), byte-oriented,
  * big-endian message schedule, one 64-byte block at a time. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "hashing.h"
@@ -29,43 +30,143 @@ static inline void store_be64(uint8_t *p, uint64_t v)
 
 /* ---- SHA-1 ------------------------------------------------------------ */
 
-static void sha1_block(uint32_t state[5], const uint8_t *block)
-{
-    uint32_t w[80];
-    for (int t = 0; t < 16; t++)
-        w[t] = load_be32(block + 4 * t);
-    for (int t = 16; t < 80; t++)
-        w[t] = ROTL(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+/* The portable rounds. The schedule lives in a 16-word ring, and each group
+ * of twenty rounds has its own loop so that the round function and constant
+ * are fixed inside it (the compiler unrolls them). */
+#define SHA1_W(t) \
+    (w[(t) & 15] = ROTL(w[((t) + 13) & 15] ^ w[((t) + 8) & 15] ^ \
+                        w[((t) + 2) & 15] ^ w[(t) & 15], 1))
+#define SHA1_ROUND(f, k, wt)                                  \
+    do {                                                      \
+        uint32_t temp = ROTL(a, 5) + (f) + e + (k) + (wt);    \
+        e = d;                                                \
+        d = c;                                                \
+        c = ROTL(b, 30);                                      \
+        b = a;                                                \
+        a = temp;                                             \
+    } while (0)
 
-    uint32_t a = state[0], b = state[1], c = state[2], d = state[3],
-             e = state[4];
-    for (int t = 0; t < 80; t++) {
-        uint32_t f, k;
-        if (t < 20) {
-            f = (b & c) | (~b & d);             /* Ch */
-            k = 0x5a827999;
-        } else if (t < 40) {
-            f = b ^ c ^ d;                      /* Parity */
-            k = 0x6ed9eba1;
-        } else if (t < 60) {
-            f = (b & c) | (b & d) | (c & d);    /* Maj */
-            k = 0x8f1bbcdc;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xca62c1d6;
-        }
-        uint32_t temp = ROTL(a, 5) + f + e + k + w[t];
-        e = d;
-        d = c;
-        c = ROTL(b, 30);
-        b = a;
-        a = temp;
+static void sha1_blocks_portable(uint32_t state[5], const uint8_t *data,
+                                 size_t blocks)
+{
+    for (; blocks; blocks--, data += 64) {
+        uint32_t w[16];
+        for (int t = 0; t < 16; t++)
+            w[t] = load_be32(data + 4 * t);
+
+        uint32_t a = state[0], b = state[1], c = state[2], d = state[3],
+                 e = state[4];
+        int t = 0;
+        for (; t < 16; t++)
+            SHA1_ROUND((b & c) | (~b & d), 0x5a827999, w[t]);   /* Ch */
+        for (; t < 20; t++)
+            SHA1_ROUND((b & c) | (~b & d), 0x5a827999, SHA1_W(t));
+        for (; t < 40; t++)
+            SHA1_ROUND(b ^ c ^ d, 0x6ed9eba1, SHA1_W(t));       /* Parity */
+        for (; t < 60; t++)
+            SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8f1bbcdc,  /* Maj */
+                       SHA1_W(t));
+        for (; t < 80; t++)
+            SHA1_ROUND(b ^ c ^ d, 0xca62c1d6, SHA1_W(t));
+        state[0] += a;
+        state[1] += b;
+        state[2] += c;
+        state[3] += d;
+        state[4] += e;
     }
-    state[0] += a;
-    state[1] += b;
-    state[2] += c;
-    state[3] += d;
-    state[4] += e;
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define FS_HAVE_SHA_NI 1
+
+/* The same compression with the CPU's SHA extensions: each sha1rnds4 does
+ * four rounds, sha1nexte derives the next E from the state four rounds
+ * back, and sha1msg1/sha1msg2 extend the schedule four words at a time:
+ * W[i] = msg2(msg1(W[i-4], W[i-3]) ^ W[i-2], W[i-1]). Lanes hold the words
+ * big end first (A, and w[4i], in the top lane). */
+#define SHA1_NI_GROUPS(first, last, function)                       \
+    for (int i = (first); i < (last); i++) {                        \
+        __m128i previous = abcd;                                    \
+        abcd = _mm_sha1rnds4_epu32(abcd, e, (function));            \
+        e = _mm_sha1nexte_epu32(previous, i < 19 ? w[i + 1] : saved_e); \
+    }
+
+__attribute__((target("sha,ssse3,sse4.1")))
+static void sha1_blocks_ni(uint32_t state[5], const uint8_t *data,
+                           size_t blocks)
+{
+    const __m128i reverse_bytes =
+        _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+    __m128i abcd = _mm_shuffle_epi32(
+        _mm_loadu_si128((const __m128i *)state), 0x1b);
+    __m128i e0 = _mm_set_epi32((int)state[4], 0, 0, 0);
+
+    for (; blocks; blocks--, data += 64) {
+        __m128i w[20];
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm_shuffle_epi8(
+                _mm_loadu_si128((const __m128i *)(data + 16 * i)),
+                reverse_bytes);
+        for (int i = 4; i < 20; i++)
+            w[i] = _mm_sha1msg2_epu32(
+                _mm_xor_si128(_mm_sha1msg1_epu32(w[i - 4], w[i - 3]),
+                              w[i - 2]),
+                w[i - 1]);
+
+        __m128i saved_abcd = abcd, saved_e = e0;
+        __m128i e = _mm_add_epi32(e0, w[0]);
+        SHA1_NI_GROUPS(0, 5, 0)
+        SHA1_NI_GROUPS(5, 10, 1)
+        SHA1_NI_GROUPS(10, 15, 2)
+        SHA1_NI_GROUPS(15, 20, 3)
+        e0 = e;
+        abcd = _mm_add_epi32(abcd, saved_abcd);
+    }
+    _mm_storeu_si128((__m128i *)state, _mm_shuffle_epi32(abcd, 0x1b));
+    state[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+}
+
+static int cpu_has_sha_ni(void)
+{
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return 0;
+    int ssse3 = (ecx >> 9) & 1, sse41 = (ecx >> 19) & 1;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+        return 0;
+    return ssse3 && sse41 && ((ebx >> 29) & 1);
+}
+#endif
+
+typedef void (*sha1_blocks_fn)(uint32_t state[5], const uint8_t *data,
+                               size_t blocks);
+
+/* Chosen once, on first use: the SHA extensions where the CPU has them. */
+static sha1_blocks_fn sha1_blocks_impl;
+
+static void sha1_blocks(uint32_t state[5], const uint8_t *data, size_t blocks)
+{
+    sha1_blocks_fn impl = sha1_blocks_impl;
+    if (!impl) {
+        impl = sha1_blocks_portable;
+#ifdef FS_HAVE_SHA_NI
+        if (cpu_has_sha_ni() && !getenv("FLAGSTAFF_PORTABLE_SHA1"))
+            impl = sha1_blocks_ni;
+#endif
+        sha1_blocks_impl = impl;
+    }
+    impl(state, data, blocks);
+}
+
+const char *fs_sha1_implementation(void)
+{
+    uint32_t state[5] = {0};
+    uint8_t block[64] = {0};
+    sha1_blocks(state, block, 0);
+    return sha1_blocks_impl == sha1_blocks_portable ? "portable" : "sha-ni";
 }
 
 void fs_sha1_init(fs_sha1 *ctx)
@@ -92,11 +193,14 @@ void fs_sha1_update(fs_sha1 *ctx, const void *data, size_t size)
         size -= take;
         if (ctx->used < 64)
             return;
-        sha1_block(ctx->state, ctx->block);
+        sha1_blocks(ctx->state, ctx->block, 1);
         ctx->used = 0;
     }
-    for (; size >= 64; p += 64, size -= 64)
-        sha1_block(ctx->state, p);
+    if (size >= 64) {
+        sha1_blocks(ctx->state, p, size / 64);
+        p += size & ~(size_t)63;
+        size &= 63;
+    }
     memcpy(ctx->block, p, size);
     ctx->used = size;
 }
@@ -109,12 +213,12 @@ void fs_sha1_final(fs_sha1 *ctx, uint8_t digest[20])
     ctx->block[ctx->used++] = 0x80;
     if (ctx->used > 56) {
         memset(ctx->block + ctx->used, 0, 64 - ctx->used);
-        sha1_block(ctx->state, ctx->block);
+        sha1_blocks(ctx->state, ctx->block, 1);
         ctx->used = 0;
     }
     memset(ctx->block + ctx->used, 0, 56 - ctx->used);
     store_be64(ctx->block + 56, bits);
-    sha1_block(ctx->state, ctx->block);
+    sha1_blocks(ctx->state, ctx->block, 1);
     for (int i = 0; i < 5; i++)
         store_be32(digest + 4 * i, ctx->state[i]);
 }
@@ -233,12 +337,31 @@ void fs_sha256_final(fs_sha256 *ctx, uint8_t digest[32])
 int fs_bucket(const char *prefix, size_t prefix_size,
               const char *text, size_t text_size)
 {
-    fs_sha1 ctx;
-    uint8_t digest[20];
-    fs_sha1_init(&ctx);
-    fs_sha1_update(&ctx, prefix, prefix_size);
-    fs_sha1_update(&ctx, text, text_size);
-    fs_sha1_final(&ctx, digest);
-    uint32_t first28 = load_be32(digest) >> 4;
-    return (int)(first28 % 100);
+    static const uint32_t initial[5] = {
+        0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0,
+    };
+    size_t size = prefix_size + text_size;
+    uint32_t first;
+
+    if (size <= 55) {
+        /* A short message pads into one block: compress it directly. */
+        uint32_t state[5];
+        uint8_t block[64] = {0};
+        memcpy(state, initial, sizeof state);
+        memcpy(block, prefix, prefix_size);
+        memcpy(block + prefix_size, text, text_size);
+        block[size] = 0x80;
+        store_be64(block + 56, (uint64_t)size * 8);
+        sha1_blocks(state, block, 1);
+        first = state[0];
+    } else {
+        fs_sha1 ctx;
+        uint8_t digest[20];
+        fs_sha1_init(&ctx);
+        fs_sha1_update(&ctx, prefix, prefix_size);
+        fs_sha1_update(&ctx, text, text_size);
+        fs_sha1_final(&ctx, digest);
+        first = load_be32(digest);
+    }
+    return (int)((first >> 4) % 100);
 }

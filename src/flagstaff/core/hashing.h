@@ -28,6 +28,10 @@ void fs_sha1_init(fs_sha1 *ctx);
 void fs_sha1_update(fs_sha1 *ctx, const void *data, size_t size);
 void fs_sha1_final(fs_sha1 *ctx, uint8_t digest[20]);
 
+/* Which SHA-1 compression this CPU runs: "sha-ni" or "portable". Setting
+ * FLAGSTAFF_PORTABLE_SHA1 in the environment forces the portable one. */
+const char *fs_sha1_implementation(void);
+
 void fs_sha256_init(fs_sha256 *ctx);
 void fs_sha256_update(fs_sha256 *ctx, const void *data, size_t size);
 void fs_sha256_final(fs_sha256 *ctx, uint8_t digest[32]);

@@ -358,8 +358,9 @@ int fs_semver_compare(const fs_semver *a, const fs_semver *b)
         ia = ea + 1;
         ib = eb + 1;
     }
-    /* Equal so far: the version with more identifiers ranks higher. */
-    int more_a = ia < na + 1 && ia <= na, more_b = ib < nb + 1 && ib <= nb;
+    /* Equal so far: the version with identifiers left ranks higher (an
+     * index past the end means that side was used up). */
+    int more_a = ia <= na, more_b = ib <= nb;
     return more_a - more_b;
 }
 

@@ -1,0 +1,31 @@
+# flagstaff's developer commands. Each target sets up what it needs itself:
+# a virtual environment in .venv with flagstaff built from this checkout.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+# The main job on embedded defaults: the example config's onboardingFeature
+# flag evaluated for eight example users.
+demo: $(VENV)/.installed
+	$(BIN)/flagstaff eval
+
+# The whole test suite.
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+# flagstaff and configcat-client side by side, with the speed-up per group.
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/compare.py
+
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/flagstaff/core/*.c src/flagstaff/core/*.h src/flagstaff/core/*.pyx src/flagstaff/core/*.pxd)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/flagstaff/core/_core.c \
+		src/flagstaff/core/*.so
