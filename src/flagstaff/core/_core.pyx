@@ -472,7 +472,6 @@ cdef class Config:
             return 0
         setting = entry.setting
         setting_type = setting.t
-        out.type = setting_type if setting_type is not None else -1
         if setting.a is not None:
             out.percentage_attribute = self._attribute(setting.a)
 
@@ -749,8 +748,8 @@ cdef enum:
 ctypedef struct _Evaluation:
     fs_context ctx
     _Source source
-    fs_attr inline_attrs[16]
-    uint8_t inline_resolved[16]
+    fs_attr inline_attrs[_INLINE_ATTRIBUTES]
+    uint8_t inline_resolved[_INLINE_ATTRIBUTES]
     fs_attr *attrs
     uint8_t *resolved
 

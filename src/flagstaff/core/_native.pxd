@@ -93,7 +93,6 @@ cdef extern from "evaluate.h" nogil:
 
     ctypedef struct fs_setting:
         fs_bytes key
-        int32_t type
         int32_t percentage_attribute
         fs_rule *rules
         int32_t rule_count

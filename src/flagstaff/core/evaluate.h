@@ -89,7 +89,6 @@ typedef struct {
 
 typedef struct {
     fs_bytes key;
-    int32_t type;
     int32_t percentage_attribute;   /* -1: the identifier, "" when None */
     fs_rule *rules;
     int32_t rule_count;
