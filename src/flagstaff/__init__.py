@@ -4,15 +4,40 @@ compiled core.
 """
 
 from ._errors import ConfigError, ErrorCode, FlagError
+from .client import (
+    AutoPoll,
+    Client,
+    ClientClosedError,
+    DataGovernance,
+    FileCache,
+    LazyLoad,
+    ManualPoll,
+    MemoryCache,
+    RefreshResult,
+    Snapshot,
+)
+from .config import FlagOverrides, OverrideBehaviour
 from .core import Config, EvaluationDetails, User
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "AutoPoll",
+    "Client",
+    "ClientClosedError",
     "Config",
     "ConfigError",
+    "DataGovernance",
     "ErrorCode",
     "EvaluationDetails",
+    "FileCache",
     "FlagError",
+    "FlagOverrides",
+    "LazyLoad",
+    "ManualPoll",
+    "MemoryCache",
+    "OverrideBehaviour",
+    "RefreshResult",
+    "Snapshot",
     "User",
 )

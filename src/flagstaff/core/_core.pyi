@@ -33,6 +33,21 @@ class EvaluationDetails:
     matched_rule: Optional[int]
     matched_option: Optional[int]
     user: Optional[User]
+    fetch_time: Optional[datetime.datetime]
+    def __init__(
+        self,
+        key: str,
+        value: Any,
+        *,
+        variation_id: Optional[str] = None,
+        is_default_value: bool = False,
+        error: Optional[str] = None,
+        error_code: ErrorCode = ...,
+        matched_rule: Optional[int] = None,
+        matched_option: Optional[int] = None,
+        user: Optional[User] = None,
+        fetch_time: Optional[datetime.datetime] = None,
+    ) -> None: ...
 
 class Config:
     model: ConfigModel
@@ -61,3 +76,4 @@ def sha256_digest(data: bytes) -> bytes: ...
 def percentage_bucket(key: str, text: str) -> int: ...
 def canonical_string(value: AttributeValue) -> Optional[str]: ...
 def sha1_implementation() -> str: ...
+def stamp_fetch_time(details: EvaluationDetails, fetch_time: Optional[datetime.datetime]) -> EvaluationDetails: ...

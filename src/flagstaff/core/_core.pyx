@@ -122,6 +122,22 @@ cdef class EvaluationDetails:
     cdef readonly object matched_rule
     cdef readonly object matched_option
     cdef readonly object user
+    cdef readonly object fetch_time
+
+    def __init__(self, str key, value, *, variation_id=None,
+                 bint is_default_value=False, error=None,
+                 error_code=ErrorCode.NONE, matched_rule=None,
+                 matched_option=None, user=None, fetch_time=None):
+        self.key = key
+        self.value = value
+        self.variation_id = variation_id
+        self.is_default_value = is_default_value
+        self.error = error
+        self.error_code = ErrorCode(error_code)
+        self.matched_rule = matched_rule
+        self.matched_option = matched_option
+        self.user = user
+        self.fetch_time = fetch_time
 
     def __repr__(self):
         text = (f"EvaluationDetails(key={self.key!r}, value={self.value!r}, "
@@ -881,3 +897,12 @@ def sha1_implementation() -> str:
     ``FLAGSTAFF_PORTABLE_SHA1`` in the environment).
     """
     return fs_sha1_implementation().decode()
+
+
+def stamp_fetch_time(EvaluationDetails details, fetch_time):
+    """
+    Records when the config that served `details` was downloaded (the client
+    does this before handing the details out).
+    """
+    details.fetch_time = fetch_time
+    return details

@@ -1,0 +1,432 @@
+"""
+The async client: a compiled config kept fresh from ConfigCat's CDN, and
+evaluated from an immutable snapshot without I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Union
+
+import anyio
+import httpx
+
+from .._errors import ErrorCode, FlagError
+from ..config import FlagOverrides, OverrideBehaviour, decode_config, merge_models
+from ..core import Config, EvaluationDetails, User
+from ..core._core import stamp_fetch_time
+from ._cache import CacheEntry, ConfigCache, MemoryCache, cache_key
+from ._fetch import DataGovernance, FetchOutcome, Fetcher, check_sdk_key, redact
+from ._polling import AutoPoll, LazyLoad, ManualPoll
+
+__all__ = ("Client", "ClientClosedError", "RefreshResult", "Snapshot")
+
+logger = logging.getLogger("flagstaff.client")
+
+_VERSION = "0.1.0"
+
+
+class ClientClosedError(FlagError, RuntimeError):
+    """
+    The client was used outside its ``async with`` block.
+    """
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """
+    What :meth:`Client.refresh` achieved.
+    """
+
+    is_success: bool
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """
+    The config a client serves at one moment: immutable, evaluated
+    synchronously and without I/O.
+    """
+
+    config: Optional[Config] = None
+    fetch_time: Optional[datetime] = None
+    etag: str = ""
+    text: Optional[str] = None
+
+    @property
+    def age(self) -> Optional[float]:
+        """
+        Seconds since the config was downloaded, or None without one.
+        """
+        if self.fetch_time is None:
+            return None
+        return max(0.0, time.time() - self.fetch_time.timestamp())
+
+    def get_value(self, key: str, default: Any, user: Optional[User] = None) -> Any:
+        if self.config is None:
+            return default
+        return self.config.get_value(key, default, user)
+
+    def get_value_details(
+        self, key: str, default: Any, user: Optional[User] = None
+    ) -> EvaluationDetails:
+        if self.config is None:
+            return EvaluationDetails(
+                key, default, is_default_value=True, user=user,
+                error_code=ErrorCode.CONFIG_JSON_NOT_AVAILABLE,
+                error="Config JSON is not present. Returning the `default_value` "
+                      f"parameter that you specified in your application: '{default}'.",
+            )
+        details = self.config.get_value_details(key, default, user)
+        return stamp_fetch_time(details, self.fetch_time)
+
+    def get_all_values(self, user: Optional[User] = None) -> dict[str, Any]:
+        return {} if self.config is None else self.config.get_all_values(user)
+
+
+Hook = Optional[Callable[..., Any]]
+
+
+class Client:
+    """
+    Feature flags of one ConfigCat SDK key, kept fresh in the background.
+
+    Use it as an async context manager; evaluations wait for the first config
+    (at most the polling mode's `max_init_wait`), then evaluate from memory.
+
+    :param sdk_key: the SDK key from ConfigCat's dashboard.
+    :param polling: :class:`AutoPoll` (default), :class:`LazyLoad` or
+        :class:`ManualPoll`.
+    :param base_url: a server other than ConfigCat's CDN (a proxy or a
+        flagstaff relay).
+    :param data_governance: which CDN serves the config when `base_url` is
+        not given.
+    :param cache: where the last config is kept (default: in memory); in
+        ConfigCat's format, so it can be shared with ConfigCat's SDKs.
+    :param overrides: local settings, see :class:`~flagstaff.FlagOverrides`.
+    :param offline: never download; serve the cache (and overrides).
+    :param default_user: the user of evaluations given none.
+    :param http_client: an ``httpx.AsyncClient`` to download with; the caller
+        closes it. By default the client makes and closes its own.
+    :param connect_timeout: seconds to connect to the CDN.
+    :param read_timeout: seconds to wait for the CDN's answer.
+    :param stale_after: seconds after which serving a config logs a
+        warning that it is stale (default: three polling intervals).
+    :param on_ready: called once, when the first config arrived or the
+        initial wait ran out.
+    :param on_config_changed: called with the new :class:`Config`.
+    :param on_flag_evaluated: called with the :class:`EvaluationDetails` of
+        every evaluation (the Amplitude emitter attaches here).
+    :param on_error: called with a message for every error.
+    """
+
+    def __init__(
+        self,
+        sdk_key: str,
+        *,
+        polling: Union[AutoPoll, LazyLoad, ManualPoll, None] = None,
+        base_url: Optional[str] = None,
+        data_governance: DataGovernance = DataGovernance.GLOBAL,
+        cache: Optional[ConfigCache] = None,
+        overrides: Optional[FlagOverrides] = None,
+        offline: bool = False,
+        default_user: Optional[User] = None,
+        http_client: Optional[httpx.AsyncClient] = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        stale_after: Optional[float] = None,
+        on_ready: Hook = None,
+        on_config_changed: Hook = None,
+        on_flag_evaluated: Hook = None,
+        on_error: Hook = None,
+    ) -> None:
+        local_only = (
+            overrides is not None
+            and overrides.behaviour is OverrideBehaviour.LOCAL_ONLY
+        )
+        if not local_only:
+            check_sdk_key(sdk_key, base_url is not None)
+        self._sdk_key = sdk_key
+        self._polling = polling if polling is not None else AutoPoll()
+        self._cache = cache if cache is not None else MemoryCache()
+        self._cache_key = cache_key(sdk_key)
+        self._overrides = overrides
+        self._offline = offline or local_only
+        self.default_user = default_user
+        self._own_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout)
+        )
+        self._fetcher = Fetcher(
+            self._http, sdk_key, base_url, data_governance, self._polling.code, _VERSION
+        )
+        interval = getattr(self._polling, "interval", getattr(self._polling, "ttl", None))
+        self._stale_after = stale_after or (3 * interval if interval else math.inf)
+        self._hooks = {
+            "ready": on_ready, "changed": on_config_changed,
+            "evaluated": on_flag_evaluated, "error": on_error,
+        }
+        self._snapshot = Snapshot()
+        self._ready = anyio.Event()
+        self._refreshing: Optional[anyio.Event] = None
+        self._last_refresh = RefreshResult(False, "no refresh yet")
+        self._failures = 0
+        self._task_group: Optional[anyio.abc.TaskGroup] = None
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def __aenter__(self) -> "Client":
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        await self._adopt_local()
+        if isinstance(self._polling, AutoPoll):
+            self._task_group.start_soon(self._poll_forever)
+        else:
+            await self._sync_cache()
+            self._set_ready()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """
+        Stops the background work and closes the HTTP client it made.
+        Returns promptly even while a download hangs.
+        """
+        if self._closed or self._task_group is None:
+            self._closed = True
+            return
+        self._closed = True
+        self._task_group.cancel_scope.cancel()
+        try:
+            await self._task_group.__aexit__(None, None, None)
+        finally:
+            if self._own_http:
+                with anyio.CancelScope(shield=True):
+                    await self._http.aclose()
+
+    # -- evaluation ---------------------------------------------------------
+
+    async def get_value(self, key: str, default: Any, user: Optional[User] = None) -> Any:
+        """
+        The value of setting `key` for `user` (or the default user).
+
+        Waits for the first config at most the polling mode's initial wait;
+        never raises for a flag problem. Safe to cancel.
+        """
+        if self._hooks["evaluated"] is not None:
+            return (await self.get_value_details(key, default, user)).value
+        snapshot = await self._current()
+        return snapshot.get_value(key, default, user if user is not None else self.default_user)
+
+    async def get_value_details(
+        self, key: str, default: Any, user: Optional[User] = None
+    ) -> EvaluationDetails:
+        """
+        :meth:`get_value` with what served the value and the config's
+        download time (``fetch_time``).
+        """
+        snapshot = await self._current()
+        user = user if user is not None else self.default_user
+        details = snapshot.get_value_details(key, default, user)
+        self._call("evaluated", details)
+        return details
+
+    async def get_all_values(self, user: Optional[User] = None) -> dict[str, Any]:
+        """
+        Every setting's value for `user`: ``{key: value}``.
+        """
+        snapshot = await self._current()
+        return snapshot.get_all_values(user if user is not None else self.default_user)
+
+    def snapshot(self) -> Snapshot:
+        """
+        The config served now, to evaluate synchronously.
+        """
+        return self._snapshot
+
+    async def refresh(self) -> RefreshResult:
+        """
+        Downloads the config now (sharing a download already under way).
+        """
+        self._check_open()
+        if self._offline:
+            return RefreshResult(False, "the client is offline: nothing was downloaded")
+        return await self._refresh()
+
+    # -- internals ------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._task_group is None or self._closed:
+            raise ClientClosedError(
+                "use the client inside 'async with flagstaff.Client(...)'"
+            )
+
+    async def _current(self) -> Snapshot:
+        self._check_open()
+        if not self._ready.is_set():
+            wait = getattr(self._polling, "max_init_wait", 0)
+            with anyio.move_on_after(wait):
+                await self._ready.wait()
+            self._set_ready()
+        if isinstance(self._polling, LazyLoad) and not self._offline:
+            age = self._snapshot.age
+            if age is None or age >= self._polling.ttl:
+                await self._refresh()
+        return self._snapshot
+
+    def _set_ready(self) -> None:
+        if not self._ready.is_set():
+            self._ready.set()
+            self._call("ready")
+
+    def _call(self, hook: str, *args: Any) -> None:
+        callback = self._hooks[hook]
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception as exc:
+            logger.warning("the %s hook raised %r", hook, exc)
+            if hook != "error":
+                self._report(f"the {hook} hook raised {exc!r}")
+
+    def _report(self, message: str) -> None:
+        self._call("error", message)
+
+    async def _poll_forever(self) -> None:
+        interval = self._polling.interval
+        while True:
+            age = self._snapshot.age
+            if age is None or age >= interval:
+                await self._sync_cache()
+            age = self._snapshot.age
+            if not self._offline and (age is None or age >= interval):
+                await self._refresh()
+            self._set_ready()
+            await anyio.sleep(self._next_wait(interval))
+
+    def _next_wait(self, interval: float) -> float:
+        # After failures, try again sooner than the interval but back off
+        # exponentially, with jitter so that many processes spread out.
+        if not self._failures:
+            return interval
+        backoff = min(interval, 2.0 ** min(self._failures - 1, 10))
+        return backoff * random.uniform(0.5, 1.0)
+
+    async def _refresh(self) -> RefreshResult:
+        # Concurrent callers share one download, run in the client's task
+        # group so that a caller's cancellation does not abort it.
+        if self._refreshing is None:
+            self._refreshing = anyio.Event()
+            assert self._task_group is not None
+            self._task_group.start_soon(self._download, self._refreshing)
+        await self._refreshing.wait()
+        return self._last_refresh
+
+    async def _download(self, done: anyio.Event) -> None:
+        try:
+            self._last_refresh = await self._download_once()
+        finally:
+            self._refreshing = None
+            done.set()
+
+    async def _download_once(self) -> RefreshResult:
+        held = self._snapshot
+        result = await self._fetcher.fetch(held.etag or None)
+        now = datetime.now(timezone.utc)
+        if result.outcome is FetchOutcome.FETCHED:
+            self._failures = 0
+            await self._adopt(Snapshot(None, now, result.etag, result.text), result.model)
+            if result.error:
+                self._report(result.error)
+            return RefreshResult(True, result.error)
+        if result.outcome is FetchOutcome.NOT_MODIFIED:
+            self._failures = 0
+            logger.debug("config not modified (ETag %s)", held.etag)
+            self._snapshot = Snapshot(held.config, now, held.etag, held.text)
+            await self._write_cache()
+            return RefreshResult(True)
+
+        self._failures += 1
+        if not result.transient and held.config is not None:
+            # A wrong key will not heal soon: wait a full interval.
+            self._snapshot = Snapshot(held.config, now, held.etag, held.text)
+            self._failures = 0
+        logger.warning("config download failed: %s", result.error)
+        if held.age is not None and held.age > self._stale_after:
+            logger.warning("serving a config downloaded %.0f s ago", held.age)
+        self._report(f"config download failed: {result.error}")
+        return RefreshResult(False, result.error)
+
+    async def _adopt(self, snapshot: Snapshot, model, from_cache: bool = False) -> None:
+        """Makes a downloaded (or cached) config the one served."""
+        config = self._compile(model)
+        changed = snapshot.etag != self._snapshot.etag or self._snapshot.config is None
+        self._snapshot = Snapshot(config, snapshot.fetch_time, snapshot.etag, snapshot.text)
+        if not from_cache:
+            await self._write_cache()
+        if changed:
+            logger.info("new config in effect (ETag %s)", snapshot.etag)
+            self._call("changed", config)
+
+    def _compile(self, model) -> Config:
+        if self._overrides is None:
+            return Config.from_model(model)
+        local = self._overrides.load()
+        return Config.from_model(merge_models(model, local, self._overrides.behaviour))
+
+    async def _adopt_local(self) -> None:
+        # Local-only overrides are the whole config.
+        if self._overrides is not None and self._overrides.behaviour is OverrideBehaviour.LOCAL_ONLY:
+            local = await anyio.to_thread.run_sync(self._overrides.load)
+            config = Config.from_model(local)
+            self._snapshot = Snapshot(config, datetime.now(timezone.utc))
+            self._call("changed", config)
+
+    async def _sync_cache(self) -> None:
+        """Adopts a newer config another process left in the cache."""
+        if self._overrides is not None and self._overrides.behaviour is OverrideBehaviour.LOCAL_ONLY:
+            return
+        try:
+            value = await self._cache.get(self._cache_key)
+        except Exception as exc:
+            self._report(f"the config cache could not be read: {exc!r}")
+            return
+        entry = CacheEntry.parse(value) if value else None
+        if entry is None:
+            return
+        fetch_time = datetime.fromtimestamp(entry.fetch_time_ms / 1000, timezone.utc)
+        held = self._snapshot
+        if entry.etag == held.etag:
+            if held.fetch_time is None or fetch_time > held.fetch_time:
+                self._snapshot = Snapshot(held.config, fetch_time, held.etag, held.text)
+            return
+        try:
+            model = decode_config(entry.text)
+        except FlagError as exc:
+            self._report(f"the cached config is not a config: {exc}")
+            return
+        snapshot = Snapshot(None, fetch_time, entry.etag, entry.text)
+        await self._adopt(snapshot, model, from_cache=True)
+
+    async def _write_cache(self) -> None:
+        held = self._snapshot
+        if held.text is None or held.fetch_time is None:
+            return
+        entry = CacheEntry(int(held.fetch_time.timestamp() * 1000), held.etag, held.text)
+        try:
+            await self._cache.set(self._cache_key, entry.serialize())
+        except Exception as exc:
+            self._report(f"the config cache could not be written: {exc!r}")
+
+    def __repr__(self) -> str:
+        return f"<flagstaff.Client {redact(self._sdk_key)} {type(self._polling).__name__}>"
