@@ -132,9 +132,71 @@ static long copy_digit_group(const char *p, size_t n, size_t *pos,
     return digits;
 }
 
+/* The first code point of each run of ten decimal digits (Unicode category
+ * Nd, Unicode 14) outside ASCII: Python's float() reads them as 0-9. */
+static const uint32_t decimal_zeros[] = {
+    0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66,
+    0xbe6, 0xc66, 0xce6, 0xd66, 0xde6, 0xe50, 0xed0, 0xf20,
+    0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90,
+    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0,
+    0xa9f0, 0xaa50, 0xabf0, 0xff10, 0x104a0, 0x10d30, 0x11066, 0x110f0,
+    0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650, 0x116c0, 0x11730,
+    0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50,
+    0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950,
+    0x1fbf0,
+};
+
+static int decimal_digit(uint32_t cp)
+{
+    size_t n = sizeof decimal_zeros / sizeof decimal_zeros[0];
+    for (size_t i = 0; i < n && decimal_zeros[i] <= cp; i++)
+        if (cp - decimal_zeros[i] < 10)
+            return (int)(cp - decimal_zeros[i]);
+    return -1;
+}
+
+static int parse_ascii_number(fs_bytes text, double *out);
+
+/* Text with non-ASCII characters parses as Python does it: decimal digits of
+ * any script become ASCII digits; any other character makes it no number. */
+static int parse_unicode_number(fs_bytes text, double *out)
+{
+    char local[128];
+    char *ascii = text.size <= sizeof local ? local : malloc(text.size);
+    if (!ascii)
+        return 0;
+    const unsigned char *p = (const unsigned char *)text.ptr;
+    size_t at = 0, used = 0;
+    int ok = 1;
+    while (at < text.size && ok) {
+        uint32_t cp;
+        at += (size_t)decode_utf8(p + at, text.size - at, &cp);
+        int digit = cp < 0x80 ? -1 : decimal_digit(cp);
+        if (cp < 0x80)
+            ascii[used++] = (char)cp;
+        else if (digit >= 0)
+            ascii[used++] = (char)('0' + digit);
+        else
+            ok = 0;
+    }
+    fs_bytes converted = {ascii, used};
+    ok = ok && parse_ascii_number(converted, out);
+    if (ascii != local)
+        free(ascii);
+    return ok;
+}
+
 int fs_parse_number(fs_bytes raw, double *out)
 {
     fs_bytes text = fs_strip(raw);
+    for (size_t i = 0; i < text.size; i++)
+        if ((unsigned char)text.ptr[i] >= 0x80)
+            return parse_unicode_number(text, out);
+    return parse_ascii_number(text, out);
+}
+
+static int parse_ascii_number(fs_bytes text, double *out)
+{
     const char *p = text.ptr;
     size_t n = text.size, pos = 0, o = 0;
     char local[128];
@@ -529,26 +591,74 @@ tail:
 
 /* ---- Canonical strings ------------------------------------------------- */
 
-/* The shortest digits that read back as the same double: try increasing
- * precision; %.*e rounds correctly, so the first that round-trips is the
- * closest of the shortest. Digits go to `digits`, the decimal exponent
- * (value = 0.d1d2... x 10^exponent) to *exponent. */
+/* Whether 0.DIGITS x 10^exponent reads back as `value`. */
+static int round_trips(const char *digits, int count, int exponent,
+                       double value)
+{
+    char buf[48];
+    snprintf(buf, sizeof buf, "0.%.*se%d", count, digits, exponent);
+    char *end;
+    return c_strtod(buf, &end) == value;
+}
+
+/* Adds `step` (+1 or -1) to the last of `count` digits, carrying; keeps
+ * `count` digits by moving the exponent. */
+static void step_digits(char *digits, int count, int *exponent, int step)
+{
+    int i = count - 1;
+    while (i >= 0) {
+        int d = digits[i] - '0' + step;
+        if (d >= 0 && d <= 9) {
+            digits[i] = (char)('0' + d);
+            break;
+        }
+        digits[i--] = step > 0 ? '0' : '9';
+    }
+    if (i < 0 && step > 0) {            /* 99..9 + 1 = 100..0 */
+        memmove(digits + 1, digits, (size_t)count - 1);
+        digits[0] = '1';
+        (*exponent)++;
+    } else if (digits[0] == '0') {      /* 100..0 - 1 = 099..9 */
+        memmove(digits, digits + 1, (size_t)count - 1);
+        digits[count - 1] = '9';
+        (*exponent)--;
+    }
+}
+
+/* The shortest digits that read back as the same double, the closest to
+ * it among those (ECMAScript's Number::toString). At each precision the
+ * correctly rounded digits are tried first, then their neighbours: next to
+ * a power of two the rounding interval is lopsided, and a neighbour may
+ * read back where the rounded digits do not. Digits go to `digits`, the
+ * decimal exponent (value = 0.d1d2... x 10^exponent) to *exponent. */
 static int shortest_digits(double value, char *digits, int *exponent)
 {
     char buf[40];
     for (int precision = 0; precision < 17; precision++) {
         snprintf(buf, sizeof buf, "%.*e", precision, value);
-        char *end;
-        if (c_strtod(buf, &end) == value || precision == 16) {
-            int count = 0;
-            char *p = buf;
-            for (; *p && *p != 'e' && *p != 'E'; p++)
-                if (is_digit(*p))
-                    digits[count++] = *p;
-            int e = atoi(p + 1);
+        int count = 0;
+        char *p = buf;
+        for (; *p && *p != 'e' && *p != 'E'; p++)
+            if (is_digit(*p))
+                digits[count++] = *p;
+        int e = atoi(p + 1) + 1;
+
+        int found = round_trips(digits, count, e, value) || precision == 16;
+        for (int step = -1; !found && step <= 1; step += 2) {
+            char near[24];
+            int near_e = e;
+            memcpy(near, digits, (size_t)count);
+            step_digits(near, count, &near_e, step);
+            if (round_trips(near, count, near_e, value)) {
+                memcpy(digits, near, (size_t)count);
+                e = near_e;
+                found = 1;
+            }
+        }
+        if (found) {
             while (count > 1 && digits[count - 1] == '0')
                 count--;
-            *exponent = e + 1;
+            *exponent = e;
             return count;
         }
     }
