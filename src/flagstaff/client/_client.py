@@ -173,6 +173,9 @@ class Client:
             "evaluated": on_flag_evaluated, "error": on_error,
         }
         self._snapshot = Snapshot()
+        self._remote_model = None
+        self._local_model = None
+        self._overrides_checked = time.monotonic()
         self._ready = anyio.Event()
         self._refreshing: Optional[anyio.Event] = None
         self._last_refresh = RefreshResult(False, "no refresh yet")
@@ -195,23 +198,25 @@ class Client:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.aclose()
+        if self._task_group is not None:
+            # The task group is left in the scope it was entered in.
+            await self._task_group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """
         Stops the background work and closes the HTTP client it made.
-        Returns promptly even while a download hangs.
+        Returns promptly even while a download hangs; evaluations waiting
+        for the first config serve what there is (the defaults, if nothing).
         """
-        if self._closed or self._task_group is None:
-            self._closed = True
+        if self._closed:
             return
         self._closed = True
-        self._task_group.cancel_scope.cancel()
-        try:
-            await self._task_group.__aexit__(None, None, None)
-        finally:
-            if self._own_http:
-                with anyio.CancelScope(shield=True):
-                    await self._http.aclose()
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+        self._ready.set()
+        if self._own_http:
+            with anyio.CancelScope(shield=True):
+                await self._http.aclose()
 
     # -- evaluation ---------------------------------------------------------
 
@@ -245,7 +250,16 @@ class Client:
         Every setting's value for `user`: ``{key: value}``.
         """
         snapshot = await self._current()
-        return snapshot.get_all_values(user if user is not None else self.default_user)
+        user = user if user is not None else self.default_user
+        if self._hooks["evaluated"] is None or snapshot.config is None:
+            return snapshot.get_all_values(user)
+        values = {}
+        for details in snapshot.config.get_all_value_details(user):
+            stamp_fetch_time(details, snapshot.fetch_time)
+            self._call("evaluated", details)
+            if not details.is_default_value:
+                values[details.key] = details.value
+        return values
 
     def snapshot(self) -> Snapshot:
         """
@@ -272,6 +286,11 @@ class Client:
 
     async def _current(self) -> Snapshot:
         self._check_open()
+        if self._overrides is not None and self._overrides.is_file:
+            now = time.monotonic()
+            if now - self._overrides_checked >= 1.0:
+                self._overrides_checked = now
+                await self._adopt_local()
         if not self._ready.is_set():
             wait = getattr(self._polling, "max_init_wait", 0)
             with anyio.move_on_after(wait):
@@ -305,6 +324,7 @@ class Client:
     async def _poll_forever(self) -> None:
         interval = self._polling.interval
         while True:
+            await self._adopt_local()
             age = self._snapshot.age
             if age is None or age >= interval:
                 await self._sync_cache()
@@ -333,6 +353,7 @@ class Client:
         return self._last_refresh
 
     async def _download(self, done: anyio.Event) -> None:
+        self._last_refresh = RefreshResult(False, "the client closed during the download")
         try:
             self._last_refresh = await self._download_once()
         finally:
@@ -370,7 +391,8 @@ class Client:
     async def _adopt(self, snapshot: Snapshot, model, from_cache: bool = False) -> None:
         """Makes a downloaded (or cached) config the one served."""
         config = self._compile(model)
-        changed = snapshot.etag != self._snapshot.etag or self._snapshot.config is None
+        held = self._snapshot
+        changed = held.config is None or (snapshot.etag, snapshot.text) != (held.etag, held.text)
         self._snapshot = Snapshot(config, snapshot.fetch_time, snapshot.etag, snapshot.text)
         if not from_cache:
             await self._write_cache()
@@ -379,18 +401,35 @@ class Client:
             self._call("changed", config)
 
     def _compile(self, model) -> Config:
+        self._remote_model = model
         if self._overrides is None:
             return Config.from_model(model)
-        local = self._overrides.load()
-        return Config.from_model(merge_models(model, local, self._overrides.behaviour))
+        return Config.from_model(merge_models(model, self._local_model, self._overrides.behaviour))
 
     async def _adopt_local(self) -> None:
-        # Local-only overrides are the whole config.
-        if self._overrides is not None and self._overrides.behaviour is OverrideBehaviour.LOCAL_ONLY:
+        """Reads the override file again if it changed, and serves it."""
+        if self._overrides is None:
+            return
+        try:
             local = await anyio.to_thread.run_sync(self._overrides.load)
-            config = Config.from_model(local)
+        except (OSError, FlagError) as exc:
+            self._report(f"the flag overrides could not be read: {exc}")
+            local = None
+        if local is self._local_model:
+            return
+        self._local_model = local
+        if self._overrides.behaviour is OverrideBehaviour.LOCAL_ONLY:
+            config = Config.from_model(local) if local is not None else None
             self._snapshot = Snapshot(config, datetime.now(timezone.utc))
-            self._call("changed", config)
+        elif self._remote_model is not None:
+            held = self._snapshot
+            config = self._compile(self._remote_model)
+            self._snapshot = Snapshot(config, held.fetch_time, held.etag, held.text)
+        elif local is not None:
+            # No remote config yet: the overrides serve alone meanwhile.
+            self._snapshot = Snapshot(Config.from_model(local), None)
+        if self._snapshot.config is not None:
+            self._call("changed", self._snapshot.config)
 
     async def _sync_cache(self) -> None:
         """Adopts a newer config another process left in the cache."""
@@ -401,8 +440,11 @@ class Client:
         except Exception as exc:
             self._report(f"the config cache could not be read: {exc!r}")
             return
-        entry = CacheEntry.parse(value) if value else None
+        if not value:
+            return
+        entry = CacheEntry.parse(value)
         if entry is None:
+            self._report("the cached config entry is not in ConfigCat's format")
             return
         fetch_time = datetime.fromtimestamp(entry.fetch_time_ms / 1000, timezone.utc)
         held = self._snapshot

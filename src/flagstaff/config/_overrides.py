@@ -61,14 +61,19 @@ def model_from_values(values: Mapping[str, SimpleValue]) -> ConfigModel:
 
 
 def merge_models(
-    remote: Optional[ConfigModel], local: ConfigModel, behaviour: OverrideBehaviour
-) -> ConfigModel:
+    remote: Optional[ConfigModel],
+    local: Optional[ConfigModel],
+    behaviour: OverrideBehaviour,
+) -> Optional[ConfigModel]:
     """
     The config served under `behaviour`; each setting keeps its own salt and
-    segments, whichever config it comes from.
+    segments, whichever config it comes from. A missing side (None) leaves
+    the other.
     """
     if behaviour is OverrideBehaviour.LOCAL_ONLY or remote is None:
         return local
+    if local is None:
+        return remote
     if behaviour is OverrideBehaviour.LOCAL_OVER_REMOTE:
         return ConfigModel(remote.preferences, {**remote.settings, **local.settings})
     return ConfigModel(remote.preferences, {**local.settings, **remote.settings})
@@ -97,6 +102,13 @@ class FlagOverrides:
             self._model = model_from_values(source)
         else:
             self._path = os.fspath(source)
+
+    @property
+    def is_file(self) -> bool:
+        """
+        Whether the overrides come from a file (and may change).
+        """
+        return self._path is not None
 
     def load(self) -> ConfigModel:
         """
