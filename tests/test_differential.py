@@ -35,15 +35,15 @@ from configcatclient.localfiledatasource import LocalFileFlagOverrides
 from configcatclient.overridedatasource import OverrideBehaviour
 from configcatclient.rolloutevaluator import RolloutEvaluator
 from configcatclient.user import User as SdkUser
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import flagstaff
 
 EXAMPLES = int(os.environ.get("FLAGSTAFF_DIFFERENTIAL_EXAMPLES", "150"))
 
-#: about 0.15 s per example; a long run gets the time it needs
-TIMEOUT = max(300, EXAMPLES)
+#: an example takes about 20 ms; a long run gets the time it needs
+TIMEOUT = max(300, EXAMPLES // 10)
 
 SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -166,8 +166,8 @@ STRING_VALUES = TEXTS + [
     "1.2.3-beta.2", "2.0.0", "1.2", "10.0.0", "1.2.3-0",
 ]
 
-#: whole numbers; kept where float() does not overflow, which the SDK does
-#: not survive either (it raises inside)
+#: whole numbers, within the double range: past it float() raises inside
+#: the SDK (see SDK_OFF_SPEC)
 INTS = [0, 1, -1, 12, 1000, 1680307200, 2**53 + 1, 2**63, -(2**63) - 1, 10**30]
 
 FLOATS = [
@@ -221,11 +221,40 @@ datetimes = (
     st.sampled_from(DATETIMES)
     | st.datetimes(
         min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
-        timezones=st.none() | st.timezones() | st.just(UTC),
+        timezones=st.none() | st.just(UTC) | st.builds(
+            dt.timezone, st.timedeltas(min_value=-dt.timedelta(hours=23, minutes=59),
+                                       max_value=dt.timedelta(hours=23, minutes=59))),
     )
 ).filter(lambda moment: not float_text_diverges(_seconds(moment)))
 
-strings = st.sampled_from(STRING_VALUES) | st.text(max_size=4)
+number_texts = st.one_of(
+    # \d draws any Unicode decimal digit, as Python's float() reads them
+    st.from_regex(r"[ \t\u00a0\u2003]?[+-]?(\d{1,3}(_\d{1,2})?|\d{0,2}[.,]\d{1,2})"
+                  r"([eE][+-]?\d{1,3})?[ \t\u00a0]?", fullmatch=True),
+    st.sampled_from(["inf", "-Infinity", "NaN", "nan", "iNf", "+nan", "infinity ",
+                     "1_000", "1__0", "_1", "1_", "1e1_0", "0x1A", "1e", ".", ",5",
+                     "1,000.5", "\u0661\u0662", "\uff11\uff12", "1\u0663", "\u00bd"]),
+    st.text(alphabet="0123456789_.,eE+-naifty \u0661", max_size=6),
+)
+
+semver_texts = st.one_of(
+    st.from_regex(r"\s?\d{1,2}\.\d{1,2}\.\d{1,2}"
+                  r"(-[0-9A-Za-z-]{1,3}(\.[0-9A-Za-z-]{1,3})?)?"
+                  r"(\+[0-9A-Za-z-]{1,3})?\s?", fullmatch=True),
+    st.text(alphabet="0123456789.-+aZ ", max_size=8),
+)
+
+array_texts = st.builds(
+    json.dumps,
+    st.lists(st.sampled_from(TEXTS) | st.text(max_size=3), max_size=3),
+    ensure_ascii=st.booleans(),
+    separators=st.sampled_from([(",", ":"), (", ", ": ")]),
+) | st.sampled_from(['["a",]', "[ ]", ' ["a"]\n', "['a']", '["a" "b"]', "null",
+                     '"a"', '[["a"]]', '["\\u00fc", "\\ud83d\\ude00"]'])
+
+#: text of every kind the comparators parse, and text that nearly parses
+strings = st.one_of(st.sampled_from(STRING_VALUES), st.text(max_size=4),
+                    number_texts, semver_texts, array_texts)
 
 attribute_values = st.one_of(
     strings,
@@ -237,7 +266,7 @@ attribute_values = st.one_of(
     st.booleans(),
 )
 
-identifiers = st.none() | st.sampled_from(TEXTS) | st.text(max_size=3) | attribute_values
+identifiers = st.none() | st.sampled_from(TEXTS) | st.text(max_size=3)
 
 
 @st.composite
@@ -531,7 +560,8 @@ def assert_same_evaluations(document: dict, user_pairs: list) -> int:
                 default = DEFAULTS[setting["t"]]
                 theirs = client.get_value_details(key, default, sdk_user)
                 ours = config.get_value_details(key, default, ours_user)
-                assert _same_value(config.get_value(key, default, ours_user), ours.value)
+                value = config.get_value(key, default, ours_user)
+                assert _same_value(value, ours.value)
                 if not ours.is_default_value:
                     served[key] = ours.value
                 if sdk_failed_inside(theirs):
@@ -562,31 +592,6 @@ def test_flagstaff_serves_what_configcat_client_serves(data):
     assert_same_evaluations(document, user_pairs)
 
 
-number_texts = st.one_of(
-    # \d draws any Unicode decimal digit, as Python's float() reads them
-    st.from_regex(r"[ \t\u00a0\u2003]?[+-]?(\d{1,3}(_\d{1,2})?|\d{0,2}[.,]\d{1,2})"
-                  r"([eE][+-]?\d{1,3})?[ \t\u00a0]?", fullmatch=True),
-    st.sampled_from(["inf", "-Infinity", "NaN", "nan", "iNf", "+nan", "infinity ",
-                     "1_000", "1__0", "_1", "1_", "1e1_0", "0x1A", "1e", ".", ",5",
-                     "1,000.5", "\u0661\u0662", "\uff11\uff12", "1\u0663", "\u00bd"]),
-    st.text(alphabet="0123456789_.,eE+-naifty \u0661", max_size=6),
-)
-
-semver_texts = st.one_of(
-    st.from_regex(r"\s?\d{1,2}\.\d{1,2}\.\d{1,2}(-[0-9A-Za-z-]{1,3}(\.[0-9A-Za-z-]{1,3})?)?"
-                  r"(\+[0-9A-Za-z-]{1,3})?\s?", fullmatch=True),
-    st.text(alphabet="0123456789.-+aZ ", max_size=8),
-)
-
-array_texts = st.builds(
-    json.dumps,
-    st.lists(st.sampled_from(TEXTS) | st.text(max_size=3), max_size=3),
-    ensure_ascii=st.booleans(),
-    separators=st.sampled_from([(",", ":"), (", ", ": ")]),
-) | st.sampled_from(['["a",]', "[ ]", ' ["a"]\n', "['a']", '["a" "b"]', "null",
-                     '"a"', '[["a"]]', '["\\u00fc", "\\ud83d\\ude00"]'])
-
-
 @st.composite
 def single_conditions(draw):
     """
@@ -613,8 +618,7 @@ def test_each_comparator_reads_attributes_as_configcat_client_does(data):
     # Every comparator against attribute values of every kind: text that is
     # almost a number, a version or a JSON array, and non-string values.
     document, hints = data.draw(single_conditions(), label="document")
-    values = st.one_of(number_texts, semver_texts, array_texts, attribute_values,
-                       *[st.sampled_from(hints)] * bool(hints))
+    values = st.one_of(attribute_values, *[st.sampled_from(hints)] * bool(hints))
     custom = data.draw(st.lists(values, min_size=1, max_size=12), label="Custom1")
     user_pairs = [(flagstaff.User("u", custom={"Custom1": value}),
                    SdkUser("u", custom={"Custom1": value})) for value in custom]
@@ -648,7 +652,7 @@ def _outcome(details) -> tuple:
 
 @pytest.mark.parametrize(
     ("comparator", "value"),
-    [(10, [1.0]), (13, dt.datetime(2023, 4, 1)), (18, ["1"])],
+    [(10, ["1"]), (13, dt.datetime(2023, 4, 1)), (18, ["1"])],
     ids=["list-number", "datetime-number", "list-date"],
 )
 def test_documented_divergence_b(comparator, value):
@@ -656,7 +660,7 @@ def test_documented_divergence_b(comparator, value):
     # rule is skipped, where configcat-client raises inside and serves the
     # default.
     ours, theirs = _both(_one_rule({"a": "Custom1", "c": comparator, "d": 1}),
-                         {"Custom1": [] if value == [1.0] else value})
+                         {"Custom1": value})
     assert _outcome(ours) == ("other", "o", False)
     assert sdk_failed_inside(theirs)
 
@@ -714,6 +718,24 @@ def test_regression_unicode_digits_in_number_text(comparator, text):
     assert _outcome(ours) == _outcome(theirs)
 
 
+def test_regression_prerequisite_chain_of_64_flags():
+    # Spec §4.6 evaluates a prerequisite in full, however deep the chain; a
+    # chain without a cycle is a valid config. configcat-client serves k0
+    # (its limit is Python's recursion limit, past 300 flags); flagstaff
+    # stops at 64 with "Prerequisite flags are nested too deeply".
+    depth = 64
+    flags = {f"k{i}": {"t": 1, "v": {"s": "x"}, "r": [{
+        "c": [{"p": {"f": f"k{i + 1}", "c": 1, "v": {"s": "never"}}}],
+        "s": {"v": {"s": "m"}, "i": "m"}}]} for i in range(depth)}
+    flags[f"k{depth}"] = {"t": 1, "v": {"s": "x"}}
+    document = {"f": flags}
+    ours = flagstaff.Config.from_json(json.dumps(document)).get_value_details("k0", "d")
+    with reference(document) as client:
+        theirs = client.get_value_details("k0", "d")
+    assert _outcome(theirs) == ("m", "m", False)
+    assert _outcome(ours) == _outcome(theirs)
+
+
 # ---- Where configcat-client is off the spec --------------------------------
 # Cases where the two libraries differ and the spec sides with flagstaff. They
 # are kept out of the pools above; each pins flagstaff's answer and checks
@@ -727,24 +749,29 @@ SDK_OFF_SPEC = [
         # §4.4: "=1.2.3" is no version, so the rule does not match; the SDK
         # pastes "<" before it and reads "<=1.2.3".
         _one_rule({"a": "Custom1", "c": 6, "s": "=1.2.3"}), {"Custom1": "1.2.3"},
-        ("other", "o", False), ("match", "m", False), id="semver-less-than-equals-sign",
+        ("other", "o", False), ("match", "m", False),
+        id="semver-less-than-equals-sign",
     ),
     pytest.param(
         _one_rule({"a": "Custom1", "c": 8, "s": "=1.2.3"}), {"Custom1": "1.2.3"},
-        ("other", "o", False), ("match", "m", False), id="semver-greater-than-equals-sign",
+        ("other", "o", False), ("match", "m", False),
+        id="semver-greater-than-equals-sign",
     ),
     pytest.param(
         # §4.3: items are "<n>_<hash>"; a malformed one makes the condition
         # an error (§7); the SDK only notices when its loop reaches it.
         _one_rule({"a": "Custom1", "c": 22, "l": [f"1_{_HASH_A}", "bad"]}),
         {"Custom1": "abc"},
-        ("default", None, True), ("match", "m", False), id="hashed-prefix-malformed-item",
+        ("default", None, True), ("match", "m", False),
+        id="hashed-prefix-malformed-item",
     ),
     pytest.param(
         # Like divergence (b): the SDK cannot encode a lone surrogate to
         # UTF-8 for hashing and fails inside; flagstaff hashes its bytes.
-        _one_rule({"a": "Custom1", "c": 27, "l": ["0" * 64]}), {"Custom1": '["\\ud800"]'},
-        ("match", "m", False), ("default", None, True), id="hashed-array-lone-surrogate",
+        _one_rule({"a": "Custom1", "c": 27, "l": ["0" * 64]}),
+        {"Custom1": '["\\ud800"]'},
+        ("match", "m", False), ("default", None, True),
+        id="hashed-array-lone-surrogate",
     ),
     pytest.param(
         # Like divergence (b): float() of an int past the double range raises
@@ -771,7 +798,8 @@ def test_percentage_of_lone_surrogate_identifier():
     # serves the default; flagstaff buckets its surrogatepass bytes.
     document = {"p": {"s": ""}, "f": {"f": {
         "t": 1, "v": {"s": "other"}, "i": "o",
-        "p": [{"p": 50, "v": {"s": "A"}, "i": "a"}, {"p": 50, "v": {"s": "B"}, "i": "b"}],
+        "p": [{"p": 50, "v": {"s": "A"}, "i": "a"},
+              {"p": 50, "v": {"s": "B"}, "i": "b"}],
     }}}
     ours, theirs = _both(document, {}, identifier="\ud800")
     assert not ours.is_default_value and ours.value in ("A", "B")

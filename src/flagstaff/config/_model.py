@@ -35,7 +35,7 @@ __all__ = (
 )
 
 
-class SettingValue(msgspec.Struct, frozen=True):
+class SettingValue(msgspec.Struct, frozen=True, gc=False):
     """
     A setting value: exactly one key is meaningful, chosen by setting type.
     """
@@ -46,75 +46,81 @@ class SettingValue(msgspec.Struct, frozen=True):
     d: Union[float, None] = None            # decimal setting
 
 
-class UserCondition(msgspec.Struct, frozen=True):
+class UserCondition(msgspec.Struct, frozen=True, gc=False):
     a: Union[str, None] = None              # attribute name
     c: Union[int, None] = None              # comparator id, 0..35
     s: Union[str, None] = None              # a single comparison value
     d: Union[float, None] = None            # a number comparison value
-    l: Union[list[str], None] = None        # noqa: E741 - a list of values
+    l: Union[tuple[str, ...], None] = None  # noqa: E741 - a list of values
 
 
-class SegmentCondition(msgspec.Struct, frozen=True):
+class SegmentCondition(msgspec.Struct, frozen=True, gc=False):
     s: Union[int, None] = None              # index into the segment list
     c: Union[int, None] = None              # 0 IS IN, 1 IS NOT IN
 
 
-class PrerequisiteFlagCondition(msgspec.Struct, frozen=True):
+class PrerequisiteFlagCondition(msgspec.Struct, frozen=True, gc=False):
     f: Union[str, None] = None              # the prerequisite's key
     c: Union[int, None] = None              # 0 EQUALS, 1 NOT EQUALS
     v: Union[SettingValue, None] = None     # the value compared with
 
 
-class Condition(msgspec.Struct, frozen=True):
+class Condition(msgspec.Struct, frozen=True, gc=False):
     u: Union[UserCondition, None] = None
     s: Union[SegmentCondition, None] = None
     p: Union[PrerequisiteFlagCondition, None] = None
 
 
-class ServedValue(msgspec.Struct, frozen=True):
+class ServedValue(msgspec.Struct, frozen=True, gc=False):
     v: Union[SettingValue, None] = None
     i: Union[str, None] = None              # variation id
 
 
-class PercentageOption(msgspec.Struct, frozen=True):
+class PercentageOption(msgspec.Struct, frozen=True, gc=False):
     p: int = 0                              # percentage
     v: Union[SettingValue, None] = None
     i: Union[str, None] = None
 
 
-class TargetingRule(msgspec.Struct, frozen=True):
-    c: list[Condition] = []                 # ANDed conditions
+class TargetingRule(msgspec.Struct, frozen=True, gc=False):
+    c: tuple[Condition, ...] = ()           # ANDed conditions
     s: Union[ServedValue, None] = None      # the value served on a match...
-    p: Union[list[PercentageOption], None] = None   # ...or a split
+    p: Union[tuple[PercentageOption, ...], None] = None   # ...or a split
 
 
-class Setting(msgspec.Struct, frozen=True):
+class Setting(msgspec.Struct, frozen=True, gc=False):
     t: Union[int, None] = None              # 0 bool, 1 string, 2 int, 3 double
     a: Union[str, None] = None              # attribute hashed for options
-    r: list[TargetingRule] = []
-    p: list[PercentageOption] = []
+    r: tuple[TargetingRule, ...] = ()
+    p: tuple[PercentageOption, ...] = ()
     v: Union[SettingValue, None] = None     # served to all others
     i: Union[str, None] = None
 
 
-class Segment(msgspec.Struct, frozen=True):
+class Segment(msgspec.Struct, frozen=True, gc=False):
     n: str = ""                             # name: the segment's hash salt
-    r: list[UserCondition] = []             # ANDed conditions
+    r: tuple[UserCondition, ...] = ()       # ANDed conditions
 
 
-class Preferences(msgspec.Struct, frozen=True):
+class Preferences(msgspec.Struct, frozen=True, gc=False):
     u: Union[str, None] = None              # base URL to use
     r: Union[int, None] = None              # redirect mode: 0, 1 or 2
     s: Union[str, None] = None              # config salt
 
 
-class _Document(msgspec.Struct, frozen=True):
+class _Document(msgspec.Struct, frozen=True, gc=False):
     p: Union[Preferences, None] = None
-    s: list[msgspec.Raw] = []
+    s: tuple[msgspec.Raw, ...] = ()
     f: dict[str, msgspec.Raw] = {}
 
 
-class SegmentEntry(msgspec.Struct, frozen=True):
+class _TypedDocument(msgspec.Struct, frozen=True, gc=False):
+    p: Union[Preferences, None] = None
+    s: tuple[Segment, ...] = ()
+    f: dict[str, Setting] = {}
+
+
+class SegmentEntry(msgspec.Struct, frozen=True, gc=False):
     """
     A segment of a config, or why it could not be decoded.
     """
@@ -123,7 +129,7 @@ class SegmentEntry(msgspec.Struct, frozen=True):
     error: Union[str, None] = None
 
 
-class SettingEntry(msgspec.Struct, frozen=True):
+class SettingEntry(msgspec.Struct, frozen=True, gc=False):
     """
     A setting with the context of the config it came from: its salt and its
     segments. Flag overrides merge entries of several configs, and each
@@ -137,7 +143,7 @@ class SettingEntry(msgspec.Struct, frozen=True):
     error: Union[str, None] = None
 
 
-class ConfigModel(msgspec.Struct, frozen=True):
+class ConfigModel(msgspec.Struct, frozen=True, gc=False):
     """
     A decoded config: its preferences and its settings in document order.
     """
@@ -146,6 +152,7 @@ class ConfigModel(msgspec.Struct, frozen=True):
     settings: dict[str, SettingEntry]
 
 
+_TYPED_DOCUMENT = msgspec.json.Decoder(_TypedDocument)
 _DOCUMENT = msgspec.json.Decoder(_Document)
 _SETTING = msgspec.json.Decoder(Setting)
 _SEGMENT = msgspec.json.Decoder(Segment)
@@ -174,11 +181,17 @@ def decode_config(raw: Union[bytes, str]) -> ConfigModel:
             f"a config is JSON text (bytes or str), not {type(raw).__name__}"
         )
     try:
+        # Most documents are valid through and through: decode them in one
+        # pass. Only one that is not is taken apart setting by setting.
+        return _model_of(_TYPED_DOCUMENT.decode(raw))
+    except msgspec.ValidationError:
+        pass
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_a_document(exc) from exc
+    try:
         document = _DOCUMENT.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"not a config_v6 document: {exc}") from exc
-    except RecursionError as exc:
-        raise ConfigError("not a config_v6 document: JSON nested too deeply") from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_a_document(exc) from exc
 
     segments = tuple(
         SegmentEntry(*_decode_part(_SEGMENT, raw_segment, f"$.s[{index}]"))
@@ -190,6 +203,23 @@ def decode_config(raw: Union[bytes, str]) -> ConfigModel:
     for key, raw_setting in document.f.items():
         setting, error = _decode_part(_SETTING, raw_setting, f"$.f[{key!r}]")
         settings[key] = SettingEntry(key, setting, salt, segments, error)
+    return ConfigModel(preferences=preferences, settings=settings)
+
+
+def _not_a_document(exc: Exception) -> ConfigError:
+    if isinstance(exc, RecursionError):
+        return ConfigError("not a config_v6 document: JSON nested too deeply - at `$`")
+    return ConfigError(f"not a config_v6 document: {_located(exc, '$')}")
+
+
+def _model_of(document: _TypedDocument) -> ConfigModel:
+    segments = tuple(SegmentEntry(segment) for segment in document.s)
+    preferences = document.p or Preferences()
+    salt = preferences.s or ""
+    settings = {
+        key: SettingEntry(key, setting, salt, segments)
+        for key, setting in document.f.items()
+    }
     return ConfigModel(preferences=preferences, settings=settings)
 
 

@@ -33,6 +33,17 @@ cdef str _VALUE_KEYS = "llllllssssddddddllddssllllllssllllll"
 
 cdef int _MAX_PERCENTAGE = 1 << 30
 
+# The confidential comparators, whose values are SHA-256 hex digests.
+cdef frozenset _HASHED = frozenset((16, 17, 20, 21, 22, 23, 24, 25, 26, 27))
+
+
+cdef bint _decode_digest(str hex_text, uint8_t *digest):
+    cdef bytes data = hex_text.encode("utf-8", "surrogatepass")
+    cdef fs_bytes view
+    view.ptr = PyBytes_AS_STRING(data)
+    view.size = PyBytes_GET_SIZE(data)
+    return fs_decode_digest(view, digest)
+
 # The name ConfigCat's messages give each setting type's Python type.
 cdef tuple _TYPE_NAMES = ("<class 'bool'>", "<class 'str'>", "<class 'int'>",
                           "<class 'float'>")
@@ -295,24 +306,55 @@ cdef int _resolve_user(void *source, int32_t index, fs_attr *out,
 
 # ---- The compiled config -----------------------------------------------------
 
+ctypedef struct _Chunk:
+    _Chunk *next
+
+
+cdef enum:
+    _CHUNK_SIZE = 64 * 1024
+    _LARGE = 16 * 1024
+
+
 cdef class _Arena:
-    """Memory for a compiled config, freed with it."""
+    """Zeroed memory for a compiled config, carved from large chunks and
+    freed with it."""
 
-    cdef list blocks
-
-    def __cinit__(self):
-        self.blocks = []
+    cdef _Chunk *chunks
+    cdef char *free_at
+    cdef size_t free_size
 
     cdef void *alloc(self, size_t size) except NULL:
-        cdef void *block = calloc(1, size if size else 1)
-        if block is NULL:
+        size = (size + 15) & ~(<size_t>15) if size else 16
+        if size > self.free_size:
+            if size > _LARGE:
+                return self._chunk(size)
+            self.free_at = <char *>self._chunk(_CHUNK_SIZE)
+            self.free_size = _CHUNK_SIZE
+        cdef void *out = self.free_at
+        self.free_at += size
+        self.free_size -= size
+        return out
+
+    cdef void *_chunk(self, size_t size) except NULL:
+        cdef _Chunk *chunk = <_Chunk *>calloc(1, 16 + size)
+        if chunk is NULL:
             raise MemoryError()
-        self.blocks.append(<Py_ssize_t>block)
-        return block
+        chunk.next = self.chunks
+        self.chunks = chunk
+        return (<char *>chunk) + 16
 
     def __dealloc__(self):
-        for block in self.blocks:
-            free(<void *><Py_ssize_t>block)
+        cdef _Chunk *next
+        while self.chunks is not NULL:
+            next = self.chunks.next
+            free(self.chunks)
+            self.chunks = next
+
+
+cdef class _Text:
+    """Text kept once in a config's arena."""
+
+    cdef fs_bytes text
 
 
 cdef class _Segments:
@@ -349,6 +391,9 @@ cdef class Config:
     cdef dict _attribute_index  # attribute name -> index
     cdef tuple _attribute_names
     cdef dict _compiled_segments
+    cdef dict _texts
+    cdef dict _prerequisites     # setting index -> indexes it asks for
+    cdef Py_ssize_t _compiling
 
     def __init__(self):
         raise TypeError("use Config.from_json() to build a Config")
@@ -389,6 +434,7 @@ cdef class Config:
         self._variation_slots = {}
         self._attribute_index = {"Identifier": 0, "Email": 1, "Country": 2}
         self._compiled_segments = {}
+        self._texts = {}
 
         entries = list(model.settings.values())
         self._keys = tuple(entry.key for entry in entries)
@@ -396,8 +442,13 @@ cdef class Config:
         self._config.setting_count = len(entries)
         self._config.settings = <fs_setting *>self._arena.alloc(
             sizeof(fs_setting) * len(entries))
+        self._prerequisites = {}
         for index, entry in enumerate(entries):
+            self._compiling = index
             self._compile_setting(&self._config.settings[index], entry)
+        edges = [self._prerequisites.get(index, ()) for index in range(len(entries))]
+        for index in _acyclic(edges):
+            self._config.settings[index].acyclic = 1
 
         names = sorted(self._attribute_index, key=self._attribute_index.get)
         self._attribute_names = tuple(names)
@@ -413,8 +464,20 @@ cdef class Config:
         out.size = size
         return out
 
+    cdef fs_bytes _salt(self, str salt) except *:
+        # Every setting of a config has its salt: keep one copy of each.
+        return self._shared(salt)
+
+    cdef fs_bytes _shared(self, str text) except *:
+        cdef _Text held = self._texts.get(text)
+        if held is None:
+            held = self._texts[text] = _Text()
+            held.text = self._text(text)
+        return held.text
+
     cdef const char *_message(self, str text) except NULL:
-        return self._text(text).ptr
+        # Many conditions may share one complaint: keep one copy of each.
+        return self._shared(text).ptr
 
     cdef int32_t _attribute(self, str name) except -1:
         index = self._attribute_index.get(name)
@@ -469,7 +532,7 @@ cdef class Config:
         out.equality = self._equality(setting_type, typed)
         return 0
 
-    cdef fs_option *_options(self, list options, object setting_type) except? NULL:
+    cdef fs_option *_options(self, tuple options, object setting_type) except? NULL:
         if not options:
             return NULL
         cdef fs_option *out = <fs_option *>self._arena.alloc(
@@ -481,7 +544,7 @@ cdef class Config:
 
     cdef int _compile_setting(self, fs_setting *out, entry) except -1:
         out.key = self._text(entry.key)
-        out.salt = self._text(entry.salt)
+        out.salt = self._salt(entry.salt)
         out.percentage_attribute = -1
         if entry.setting is None:
             out.error = self._message(entry.error)
@@ -516,7 +579,7 @@ cdef class Config:
         if rule.s is not None:
             out.has_served = 1
             self._served(&out.served, rule.s.v, rule.s.i, setting_type)
-        options = rule.p or []
+        options = rule.p or ()
         out.option_count = len(options)
         out.options = self._options(options, setting_type)
         return 0
@@ -552,6 +615,7 @@ cdef class Config:
             out.early_error = self._message("Prerequisite flag key is missing or invalid.")
             return 0
         out.target = target
+        self._prerequisites.setdefault(self._compiling, []).append(target)
         entry = self.model.settings[prerequisite.f]
         setting_type = entry.setting.t if entry.setting is not None else None
         typed, error = self._typed_value(prerequisite.v, setting_type)
@@ -582,30 +646,40 @@ cdef class Config:
                 out.late_error = self._message("Comparison value is missing or invalid.")
             else:
                 out.number = condition.d
-        elif value_key == "s":
-            if condition.s is not None:
-                self._compile_item(&out.single, condition.s, comparator)
+            return 0
+        if value_key == "s":
+            # A single value is the only item; without one nothing is equal.
+            values = [condition.s] if condition.s is not None else []
         elif condition.l is None:
             out.late_error = self._message("Comparison value is missing or invalid.")
+            return 0
         else:
-            out.item_count = len(condition.l)
-            if out.item_count:
-                out.items = <fs_item *>self._arena.alloc(sizeof(fs_item) * out.item_count)
-            for i, item in enumerate(condition.l):
-                if not self._compile_item(&out.items[i], item, comparator):
-                    out.late_error = self._message(
-                        f"'{item}' is not a valid hashed prefix or suffix.")
+            values = condition.l
+
+        out.item_count = len(values)
+        if not values:
+            return 0
+        out.items = <fs_item *>self._arena.alloc(sizeof(fs_item) * len(values))
+        if 4 <= comparator <= 9:
+            out.versions = <fs_semver *>self._arena.alloc(sizeof(fs_semver) * len(values))
+        elif comparator in _HASHED:
+            out.digests = <uint8_t (*)[32]>self._arena.alloc(32 * len(values))
+        for i, value in enumerate(values):
+            if not self._compile_item(out, i, value, comparator):
+                out.late_error = self._message(
+                    f"'{value}' is not a valid hashed prefix or suffix.")
         return 0
 
-    cdef bint _compile_item(self, fs_item *out, str text, int comparator) except -1:
-        """Prepares one comparison value; False when it is malformed."""
+    cdef bint _compile_item(self, fs_condition *condition, Py_ssize_t i,
+                            str text, int comparator) except -1:
+        """Prepares comparison value `i`; False when it is malformed."""
+        cdef fs_item *out = &condition.items[i]
+        cdef fs_bytes trimmed
         out.text = self._text(text)
         if 4 <= comparator <= 9:
-            out.trimmed = fs_strip(out.text)
-            out.skip = out.trimmed.size == 0
-            out.valid = fs_semver_parse(out.trimmed, &out.version)
-        elif comparator in (16, 17, 20, 21, 26, 27):
-            out.valid = fs_decode_digest(out.text, out.digest)
+            trimmed = fs_strip(out.text)
+            out.skip = trimmed.size == 0
+            out.valid = fs_semver_parse(trimmed, &condition.versions[i])
         elif 22 <= comparator <= 25:
             # "<n>_<hash>": the hash of the first or last n UTF-8 bytes.
             # The length reads as Python's int() reads it, as in the SDK.
@@ -617,9 +691,9 @@ cdef class Config:
             if not underscore:
                 return False
             out.length = max(-(1 << 30), min(n, 1 << 30))
-            out.valid = fs_decode_digest(self._text(digest), out.digest)
-        else:
-            out.valid = 1
+            out.valid = _decode_digest(digest, condition.digests[i])
+        elif comparator in _HASHED:
+            out.valid = fs_decode_digest(out.text, condition.digests[i])
         return True
 
     cdef _Segments _segments(self, tuple entries):
@@ -746,6 +820,54 @@ cdef class Config:
 
     def __repr__(self):
         return f"<flagstaff.Config with {len(self._keys)} settings>"
+
+
+def _acyclic(list edges):
+    """
+    The nodes on no cycle of the graph `edges` (node -> successors), by
+    Tarjan's strongly connected components, without recursion.
+    """
+    cdef Py_ssize_t count = len(edges), counter = 0
+    index = [-1] * count
+    low = [0] * count
+    on_stack = [False] * count
+    stack = []
+    acyclic = []
+    for root in range(count):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack[node] = True
+            successors = edges[node]
+            if position < len(successors):
+                work.append((node, position + 1))
+                target = successors[position]
+                if index[target] < 0:
+                    work.append((target, 0))
+                elif on_stack[target]:
+                    low[node] = min(low[node], index[target])
+                continue
+            # (The build turns off negative indexing: no work[-1] here.)
+            if work:
+                parent = work[len(work) - 1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack[member] = False
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) == 1 and node not in edges[node]:
+                    acyclic.append(node)
+    return acyclic
 
 
 cdef int _first_value_key(value):

@@ -54,9 +54,6 @@ cdef extern from "evaluate.h" nogil:
 
     ctypedef struct fs_item:
         fs_bytes text
-        fs_bytes trimmed
-        fs_semver version
-        uint8_t digest[32]
         int32_t length
         uint8_t valid
         uint8_t skip
@@ -67,10 +64,11 @@ cdef extern from "evaluate.h" nogil:
         int32_t attribute
         int32_t target
         int32_t equality
-        double number
-        fs_item single
-        fs_item *items
         int32_t item_count
+        double number
+        fs_item *items
+        fs_semver *versions
+        uint8_t (*digests)[32]
         const char *early_error
         const char *late_error
 
@@ -102,6 +100,7 @@ cdef extern from "evaluate.h" nogil:
         fs_bytes salt
         const fs_segment *segments
         int32_t segment_count
+        uint8_t acyclic
         const char *error
 
     ctypedef struct fs_config:

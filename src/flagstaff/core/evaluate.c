@@ -68,6 +68,8 @@ void fs_context_init(fs_context *ctx, const fs_config *config, int has_user,
     memset(resolved, 0, (size_t)config->attribute_count);
     fs_scratch_init(&ctx->scratch);
     ctx->depth = 0;
+    ctx->peak = 0;
+    ctx->memo = NULL;
     ctx->resolver_failed = 0;
     ctx->message[0] = '\0';
 }
@@ -137,10 +139,10 @@ int fs_decode_digest(fs_bytes hex, uint8_t digest[32])
     return 1;
 }
 
-static int digest_in(const uint8_t digest[32], const fs_item *items, int n)
+static int digest_in(const uint8_t digest[32], const fs_condition *c)
 {
-    for (int i = 0; i < n; i++)
-        if (items[i].valid && memcmp(items[i].digest, digest, 32) == 0)
+    for (int i = 0; i < c->item_count; i++)
+        if (c->items[i].valid && memcmp(c->digests[i], digest, 32) == 0)
             return 1;
     return 0;
 }
@@ -257,7 +259,7 @@ static int semver_one_of(const fs_condition *c, const fs_attr *attr)
         /* An item that is no version spoils the whole list. */
         if (!item->valid)
             return COND_CANNOT;
-        if (fs_semver_compare(&version, &item->version) == 0)
+        if (fs_semver_compare(&version, &c->versions[i]) == 0)
             match = 1;
     }
     return match == is_one_of ? COND_TRUE : COND_FALSE;
@@ -266,9 +268,10 @@ static int semver_one_of(const fs_condition *c, const fs_attr *attr)
 static int semver_relation(const fs_condition *c, const fs_attr *attr)
 {
     fs_semver version;
-    if (!fs_semver_parse(fs_strip(attr->text), &version) || !c->single.valid)
+    if (!fs_semver_parse(fs_strip(attr->text), &version) || !c->item_count ||
+        !c->items[0].valid)
         return COND_CANNOT;
-    int order = fs_semver_compare(&version, &c->single.version);
+    int order = fs_semver_compare(&version, &c->versions[0]);
     switch (c->comparator) {
     case 6: return order < 0;
     case 7: return order <= 0;
@@ -309,7 +312,7 @@ static int hashed_affix(const fs_condition *c, fs_bytes text, fs_bytes salt,
             continue;
         uint8_t digest[32];
         salted_digest(text.ptr + start, length, salt, context_salt, digest);
-        if (item->valid && memcmp(item->digest, digest, 32) == 0)
+        if (item->valid && memcmp(c->digests[i], digest, 32) == 0)
             return 1;
     }
     return 0;
@@ -373,7 +376,7 @@ static int user_condition(fs_context *ctx, const fs_condition *c,
     case 16:
     case 17:
         salted_digest(text.ptr, text.size, salt, context_salt, digest);
-        return digest_in(digest, c->items, c->item_count) == (op == 16);
+        return digest_in(digest, c) == (op == 16);
     case 18:
     case 19:
         /* BEFORE and AFTER are strict. */
@@ -385,8 +388,7 @@ static int user_condition(fs_context *ctx, const fs_condition *c,
     case 20:
     case 21:
         salted_digest(text.ptr, text.size, salt, context_salt, digest);
-        return (c->single.valid &&
-                memcmp(digest, c->single.digest, 32) == 0) == (op == 20);
+        return digest_in(digest, c) == (op == 20);
     case 22:
     case 23: return hashed_affix(c, text, salt, context_salt, 0) == (op == 22);
     case 24:
@@ -400,14 +402,14 @@ static int user_condition(fs_context *ctx, const fs_condition *c,
         for (int i = 0; i < n; i++) {
             salted_digest(list[i].ptr, list[i].size, salt, context_salt,
                           digest);
-            if (digest_in(digest, c->items, c->item_count))
+            if (digest_in(digest, c))
                 return op == 26;
         }
         return op == 27;
     case 28:
     case 29:
         /* Without a comparison value nothing is equal, as in the SDK. */
-        return (c->single.valid && bytes_equal(text, c->single.text)) ==
+        return (c->item_count && bytes_equal(text, c->items[0].text)) ==
                (op == 28);
     case 30:
     case 31:
@@ -467,6 +469,12 @@ static int segment_condition(fs_context *ctx, const fs_setting *setting,
 
 static int evaluate_setting(fs_context *ctx, int32_t index, fs_result *out);
 
+struct fs_memo {
+    uint8_t known;
+    int32_t height;             /* how much deeper its evaluation went */
+    fs_result result;
+};
+
 static void describe_cycle(fs_context *ctx, int32_t repeated)
 {
     const fs_setting *settings = ctx->config->settings;
@@ -498,6 +506,13 @@ static int prerequisite_condition(fs_context *ctx, const fs_condition *c)
     }
     if (ctx->depth >= FS_MAX_DEPTH)
         return fail(ctx, "Prerequisite flags are nested too deeply.");
+    if (!ctx->memo) {
+        size_t size = sizeof(fs_memo) * (size_t)ctx->config->setting_count;
+        ctx->memo = fs_scratch_alloc(&ctx->scratch, size);
+        if (!ctx->memo)
+            return fail(ctx, "out of memory");
+        memset(ctx->memo, 0, size);
+    }
 
     /* The prerequisite is evaluated in full, with the same user. */
     fs_result result;
@@ -590,13 +605,15 @@ static int pick_option(fs_context *ctx, const fs_setting *setting,
     return -1;
 }
 
-static int evaluate_setting(fs_context *ctx, int32_t index, fs_result *out)
+static int evaluate_rules(fs_context *ctx, int32_t index, fs_result *out)
 {
     const fs_setting *setting = &ctx->config->settings[index];
     if (setting->error)
         return fail(ctx, setting->error);
 
     ctx->stack[ctx->depth++] = index;
+    if (ctx->depth > ctx->peak)
+        ctx->peak = ctx->depth;
     int status = -1;
     for (int r = 0; r < setting->rule_count; r++) {
         const fs_rule *rule = &setting->rules[r];
@@ -642,9 +659,43 @@ done:
     return status;
 }
 
+/* A setting on no prerequisite cycle gives one user the same result
+ * whoever asks for it, so once prerequisites are in play its result is
+ * remembered: a flag that many others depend on is evaluated once, and a
+ * config that asks for one prerequisite twice per level stays linear.
+ * A remembered result also remembers how deep its evaluation went, so the
+ * depth limit cuts in exactly where evaluating it again would. */
+static int evaluate_setting(fs_context *ctx, int32_t index, fs_result *out)
+{
+    int acyclic = ctx->config->settings[index].acyclic;
+    if (acyclic && ctx->memo && ctx->memo[index].known) {
+        const fs_memo *memo = &ctx->memo[index];
+        if (ctx->depth + memo->height > FS_MAX_DEPTH)
+            return fail(ctx, "Prerequisite flags are nested too deeply.");
+        *out = memo->result;
+        return 0;
+    }
+
+    int outer_peak = ctx->peak;
+    ctx->peak = ctx->depth;
+    int status = evaluate_rules(ctx, index, out);
+    int32_t height = ctx->peak - ctx->depth;
+    if (outer_peak > ctx->peak)
+        ctx->peak = outer_peak;
+
+    if (status == 0 && acyclic && ctx->memo) {
+        fs_memo *memo = &ctx->memo[index];
+        memo->known = 1;
+        memo->height = height;
+        memo->result = *out;
+    }
+    return status;
+}
+
 int fs_evaluate(fs_context *ctx, int32_t index, fs_result *out)
 {
     ctx->message[0] = '\0';
     ctx->depth = 0;
+    ctx->peak = 0;
     return evaluate_setting(ctx, index, out) < 0 ? -1 : 0;
 }

@@ -37,15 +37,13 @@ typedef struct {
     const char *error;
 } fs_served;
 
-/* One comparison value of a user condition, prepared at compile time. */
+/* One comparison value of a user condition, prepared at compile time. A
+ * single "s" value is stored as the only item. */
 typedef struct {
     fs_bytes text;          /* as written in the config */
-    fs_bytes trimmed;       /* semver: stripped of white space */
-    fs_semver version;      /* semver: parsed when `valid` */
-    uint8_t digest[32];     /* hashed: the SHA-256 the hex text spells */
     int32_t length;         /* hashed starts/ends with: the "n" of n_hash */
     uint8_t valid;          /* hashed: 64 lowercase hex digits; semver: parses */
-    uint8_t skip;           /* semver lists: the trimmed item is empty */
+    uint8_t skip;           /* semver lists: the item is only white space */
 } fs_item;
 
 typedef struct {
@@ -54,10 +52,11 @@ typedef struct {
     int32_t attribute;      /* user: index into the attribute table */
     int32_t target;         /* segment index, or prerequisite setting index */
     int32_t equality;       /* prerequisite: equality class of "v" */
-    double number;          /* the "d" comparison value */
-    fs_item single;         /* the "s" comparison value */
-    fs_item *items;         /* the "l" comparison values */
     int32_t item_count;
+    double number;          /* the "d" comparison value */
+    fs_item *items;         /* the "l" values, or the "s" value */
+    fs_semver *versions;    /* semver comparators: each item parsed */
+    uint8_t (*digests)[32]; /* hashed comparators: each item's SHA-256 */
     /* A defect found at compile time fails the evaluation when the
      * condition is reached: `early_error` before the user is looked at
      * (unknown comparator, missing attribute name, bad segment index),
@@ -98,6 +97,8 @@ typedef struct {
     fs_bytes salt;                  /* p.s of the config it came from */
     const fs_segment *segments;     /* the segments of that config */
     int32_t segment_count;
+    uint8_t acyclic;                /* on no prerequisite cycle: its result
+                                     * does not depend on who asked for it */
     const char *error;              /* the setting could not be decoded */
 } fs_setting;
 
@@ -139,7 +140,14 @@ void fs_scratch_release(fs_scratch *scratch);
 typedef int (*fs_resolver)(void *source, int32_t index, fs_attr *out,
                            fs_scratch *scratch);
 
-#define FS_MAX_DEPTH 64
+/* How deep prerequisite flags may nest: configcat-client follows chains
+ * until Python's recursion limit, a few hundred flags. */
+#define FS_MAX_DEPTH 256
+
+/* A setting's result remembered within one user's evaluation, so that a
+ * prerequisite asked for many times is evaluated once. */
+typedef struct fs_result fs_result;
+typedef struct fs_memo fs_memo;
 
 /* The state of one user's evaluation, reusable across settings. */
 typedef struct {
@@ -152,6 +160,8 @@ typedef struct {
     fs_scratch scratch;
     int32_t stack[FS_MAX_DEPTH];
     int depth;
+    int peak;                   /* the deepest `depth` reached */
+    fs_memo *memo;              /* allocated at the first prerequisite */
     int resolver_failed;        /* the resolver reported an error */
     char message[512];          /* why the last evaluation failed */
 } fs_context;
@@ -162,11 +172,11 @@ void fs_context_init(fs_context *ctx, const fs_config *config, int has_user,
                      uint8_t *resolved);
 void fs_context_release(fs_context *ctx);
 
-typedef struct {
+struct fs_result {
     fs_served served;
     int32_t rule;               /* matched targeting rule, or -1 */
     int32_t option;             /* matched percentage option, or -1 */
-} fs_result;
+};
 
 /* Evaluates setting `index`. Returns 0 with `out` filled, or -1 when the
  * evaluation failed: ctx->message says why, and ctx->resolver_failed tells
