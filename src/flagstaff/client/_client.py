@@ -181,6 +181,7 @@ class Client:
         self._last_refresh = RefreshResult(False, "no refresh yet")
         self._failures = 0
         self._task_group: Optional[anyio.abc.TaskGroup] = None
+        self._scopes: set[anyio.CancelScope] = set()
         self._closed = False
 
     # -- lifecycle ----------------------------------------------------------
@@ -190,17 +191,18 @@ class Client:
         await self._task_group.__aenter__()
         await self._adopt_local()
         if isinstance(self._polling, AutoPoll):
-            self._task_group.start_soon(self._poll_forever)
+            self._task_group.start_soon(self._background, self._poll_forever)
         else:
             await self._sync_cache()
             self._set_ready()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
         await self.aclose()
-        if self._task_group is not None:
-            # The task group is left in the scope it was entered in.
-            await self._task_group.__aexit__(None, None, None)
+        if self._task_group is None:
+            return None
+        # The task group is left in the scope it was entered in.
+        return await self._task_group.__aexit__(*exc_info)
 
     async def aclose(self) -> None:
         """
@@ -211,9 +213,16 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
+        # Only the client's own work is cancelled, not the caller's code
+        # inside the ``async with`` block.
+        for scope in list(self._scopes):
+            scope.cancel()
+        # Wake whoever waits: for the first config, or for a download that
+        # will not finish now.
         self._ready.set()
+        if self._refreshing is not None:
+            self._last_refresh = RefreshResult(False, "the client closed during the download")
+            self._refreshing.set()
         if self._own_http:
             with anyio.CancelScope(shield=True):
                 await self._http.aclose()
@@ -334,6 +343,18 @@ class Client:
             self._set_ready()
             await anyio.sleep(self._next_wait(interval))
 
+    async def _background(self, work: Callable[..., Any], *args: Any) -> None:
+        # Each background task runs in a scope of its own, which aclose()
+        # cancels; one started after the close does not run at all.
+        if self._closed:
+            return
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                await work(*args)
+            finally:
+                self._scopes.discard(scope)
+
     def _next_wait(self, interval: float) -> float:
         # After failures, try again sooner than the interval but back off
         # exponentially, with jitter so that many processes spread out.
@@ -348,7 +369,7 @@ class Client:
         if self._refreshing is None:
             self._refreshing = anyio.Event()
             assert self._task_group is not None
-            self._task_group.start_soon(self._download, self._refreshing)
+            self._task_group.start_soon(self._background, self._download, self._refreshing)
         await self._refreshing.wait()
         return self._last_refresh
 
