@@ -26,11 +26,18 @@ from pathlib import Path
 
 import configcatclient
 import pytest
+
 from configcatclient.localfiledatasource import LocalFileFlagOverrides
 from configcatclient.overridedatasource import OverrideBehaviour
 from configcatclient.user import User as ConfigCatUser
 
 import flagstaff
+from workloads import (
+    PERCENTAGE_KEY,
+    PLAN_SPLIT_KEY,
+    check_same_values,
+    onboarding_config,
+)
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
@@ -148,3 +155,18 @@ def configcat_client(tmp_path_factory):
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def onboarding_json():
+    return onboarding_config()
+
+
+@pytest.fixture(scope="session")
+def onboarding(onboarding_json, configcat_client, flagstaff_users, configcat_users):
+    """Group A and B's config in each library, checked to agree."""
+    config = flagstaff.Config.from_json(onboarding_json)
+    client = configcat_client("onboarding", onboarding_json)
+    for key in (PERCENTAGE_KEY, PLAN_SPLIT_KEY):
+        check_same_values(config, client, flagstaff_users, configcat_users, key)
+    return config, client

@@ -16,81 +16,10 @@ Groups:
   config (16 settings).
 """
 
-import json
-
 import pytest
 
 import flagstaff
-
-PERCENTAGE_KEY = "percentage4x25"
-PLAN_SPLIT_KEY = "onboardingFeature"
-
-FEATURES = ("default", "feature1", "feature2", "feature3")
-
-
-def _option(percentage, value, variation_id):
-    return {"p": percentage, "v": {"s": value}, "i": variation_id}
-
-
-def onboarding_config():
-    """
-    The config_v6 text of groups A and B, one setting each.
-
-    :return: JSON text with the percentage flag and the plan-split flag.
-    """
-    quarters = [_option(25, value, f"v{i}") for i, value in enumerate(FEATURES)]
-    split = [
-        _option(34, "feature1", "s1"),
-        _option(33, "feature2", "s2"),
-        _option(33, "feature3", "s3"),
-    ]
-    free_plan = {"u": {"a": "plan", "c": 0, "l": ["free"]}}
-    document = {
-        "p": {
-            "u": "https://cdn-global.configcat.com",
-            "r": 0,
-            "s": "uM29sy1rjx71ze3ehr--benchmark-salt--sWfSJmZ5qg=",
-        },
-        "f": {
-            PERCENTAGE_KEY: {
-                "t": 1,
-                "p": quarters,
-                "v": {"s": "default"},
-                "i": "v0",
-            },
-            PLAN_SPLIT_KEY: {
-                "t": 1,
-                "r": [{"c": [free_plan], "p": split}],
-                "v": {"s": "default"},
-                "i": "d0",
-            },
-        },
-    }
-    return json.dumps(document)
-
-
-def _check_same_values(config, client, flagstaff_users, configcat_users, key):
-    # The two sides must do the same work: same value for every user, and
-    # every variation served to someone.
-    ours = [config.get_value(key, "default", user) for user in flagstaff_users]
-    theirs = [client.get_value(key, "default", user) for user in configcat_users]
-    assert ours == theirs
-    assert set(ours) == set(FEATURES)
-
-
-@pytest.fixture(scope="module")
-def onboarding_json():
-    return onboarding_config()
-
-
-@pytest.fixture(scope="module")
-def onboarding(onboarding_json, configcat_client, flagstaff_users, configcat_users):
-    """Group A and B's config in each library, checked to agree."""
-    config = flagstaff.Config.from_json(onboarding_json)
-    client = configcat_client("onboarding", onboarding_json)
-    for key in (PERCENTAGE_KEY, PLAN_SPLIT_KEY):
-        _check_same_values(config, client, flagstaff_users, configcat_users, key)
-    return config, client
+from workloads import PERCENTAGE_KEY, PLAN_SPLIT_KEY
 
 
 @pytest.fixture(scope="module")

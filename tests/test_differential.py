@@ -229,8 +229,11 @@ datetimes = (
 
 number_texts = st.one_of(
     # \d draws any Unicode decimal digit, as Python's float() reads them
-    st.from_regex(r"[ \t\u00a0\u2003]?[+-]?(\d{1,3}(_\d{1,2})?|\d{0,2}[.,]\d{1,2})"
-                  r"([eE][+-]?\d{1,3})?[ \t\u00a0]?", fullmatch=True),
+    # white space of both sets: str.strip()'s, and float()'s (which lacks
+    # the information separators \x1c-\x1f)
+    st.from_regex(r"[ \t\u00a0\u2003\x1c\x1f\x85]?[+-]?"
+                  r"(\d{1,3}(_\d{1,2})?|\d{0,2}[.,]\d{1,2})"
+                  r"([eE][+-]?\d{1,3})?[ \t\u00a0\x1e\u3000]?", fullmatch=True),
     st.sampled_from(["inf", "-Infinity", "NaN", "nan", "iNf", "+nan", "infinity ",
                      "1_000", "1__0", "_1", "1_", "1e1_0", "0x1A", "1e", ".", ",5",
                      "1,000.5", "\u0661\u0662", "\uff11\uff12", "1\u0663", "\u00bd"]),
@@ -397,15 +400,22 @@ def _with_variation(draw, body: dict) -> dict:
 
 
 def _options(draw, setting_type: int) -> list:
-    """Percentage options summing to 100, as the Dashboard makes them."""
+    """
+    Percentage options summing to 100, as the Dashboard makes them; now and
+    then a hand-written sum below or above 100, or a negative share (spec
+    §6 step 6, §13: Python falls through to the next step).
+    """
     count = draw(st.integers(1, 4))
     cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=count - 1,
                                 max_size=count - 1)))
     bounds = [0, *cuts, 100]
-    return [
+    options = [
         _with_variation(draw, {"p": high - low, "v": _value(draw, setting_type)})
         for low, high in zip(bounds, bounds[1:])
     ]
+    if draw(st.integers(0, 14)) == 0:
+        options[-1]["p"] += draw(st.sampled_from([-60, -1, 1, 50]))
+    return options
 
 
 def _condition(draw, key, types, salt, segments, hints):
@@ -453,7 +463,9 @@ def configs(draw):
             setting["a"] = draw(st.sampled_from(ATTRIBUTES))
         rules = []
         for _ in range(draw(st.integers(0, 3))):
-            count = draw(st.sampled_from([1, 1, 1, 2, 2, 3]))
+            # now and then no condition at all: the Dashboard never writes
+            # one, Python applies the rule's options then (spec §13)
+            count = draw(st.sampled_from([1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 0]))
             conditions = [_condition(draw, key, types, salt, segments, hints)
                           for _ in range(count)]
             rule = {"c": conditions}
@@ -485,7 +497,17 @@ def _usable(hints: list) -> list:
     return [value for value in hints if usable(value)]
 
 
+#: the caller's default by setting type, and of other types: Python only
+#: warns (4002) and serves the setting's value (spec §7, §13)
 DEFAULTS = {0: False, 1: "<default>", 2: -999, 3: -0.25}
+OTHER_DEFAULTS = [None, "<default>", 7, 2.5, True, []]
+
+
+def _default(setting_type: int, index: int):
+    """The default for the `index`th user: every third of another type."""
+    if index % 3 == 2:
+        return OTHER_DEFAULTS[index % len(OTHER_DEFAULTS)]
+    return DEFAULTS[setting_type]
 
 
 # ---- The reference ---------------------------------------------------------
@@ -553,11 +575,11 @@ def assert_same_evaluations(document: dict, user_pairs: list) -> int:
     assert config.keys() == list(document["f"])
     compared = 0
     with reference(document) as client:
-        for pair in user_pairs:
+        for index, pair in enumerate(user_pairs):
             ours_user, sdk_user = pair or (None, None)
             served = {}
             for key, setting in document["f"].items():
-                default = DEFAULTS[setting["t"]]
+                default = _default(setting["t"], index)
                 theirs = client.get_value_details(key, default, sdk_user)
                 ours = config.get_value_details(key, default, ours_user)
                 value = config.get_value(key, default, ours_user)
@@ -715,6 +737,22 @@ def test_regression_unicode_digits_in_number_text(comparator, text):
     condition = {"a": "Custom1", "c": comparator, "d": 1 if comparator == 10 else 13}
     ours, theirs = _both(_one_rule(condition), {"Custom1": text})
     assert _outcome(theirs) == ("match", "m", False)
+    assert _outcome(ours) == _outcome(theirs)
+
+
+@pytest.mark.parametrize(
+    ("comparator", "text"),
+    [(10, "1\x1f"), (10, "\x1c1"), (18, "13\x1e"), (12, "\x1d0")],
+    ids=["number-after", "number-before", "date", "number-less"],
+)
+def test_regression_information_separators_around_number_text(comparator, text):
+    # Number text is read as Python's float() reads it (§4.1, §13). float()
+    # trims white space, but not \x1c-\x1f, which str.strip() does trim:
+    # "1\x1f" is no number to configcat-client, so the rule is skipped;
+    # flagstaff trims it and compares 1.
+    condition = {"a": "Custom1", "c": comparator, "d": 1 if comparator != 18 else 14}
+    ours, theirs = _both(_one_rule(condition), {"Custom1": text})
+    assert _outcome(theirs) == ("other", "o", False)
     assert _outcome(ours) == _outcome(theirs)
 
 

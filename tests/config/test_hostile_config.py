@@ -6,7 +6,9 @@ never crashes, hangs, or takes memory out of proportion to the input.
 
 Inputs: random bytes, random JSON values, and mutations of ConfigCat's own
 configs (dropped keys, swapped types, numbers past every range, unknown
-comparators, bad segment indexes, deep nesting, truncation).
+comparators, bad segment indexes, deep nesting, truncation). A long run:
+
+    FLAGSTAFF_HOSTILE_EXAMPLES=5000 .venv/bin/pytest tests/config/test_hostile_config.py
 """
 
 from __future__ import annotations
@@ -209,7 +211,9 @@ def mutated_documents(draw):
         if action == "drop":
             del node[slot]
         elif action == "replace":
-            node[slot] = draw(hostile_values)
+            # a copy: sampled values are shared objects, and a later edit
+            # could otherwise make the document contain itself
+            node[slot] = copy.deepcopy(draw(hostile_values))
         elif action == "wrap":
             node[slot] = draw(st.sampled_from([[node[slot]], {"u": node[slot]},
                                                str(node[slot])]))

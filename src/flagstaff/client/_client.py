@@ -183,6 +183,7 @@ class Client:
         self._task_group: Optional[anyio.abc.TaskGroup] = None
         self._scopes: set[anyio.CancelScope] = set()
         self._closed = False
+        self._steady = False
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        self._steady = False
         # Only the client's own work is cancelled, not the caller's code
         # inside the ``async with`` block.
         for scope in list(self._scopes):
@@ -236,10 +238,16 @@ class Client:
         Waits for the first config at most the polling mode's initial wait;
         never raises for a flag problem. Safe to cancel.
         """
+        if user is None:
+            user = self.default_user
+        if self._steady:
+            # Ready, nothing to wait for or to re-read: straight to memory.
+            config = self._snapshot.config
+            return default if config is None else config.get_value(key, default, user)
         if self._hooks["evaluated"] is not None:
             return (await self.get_value_details(key, default, user)).value
         snapshot = await self._current()
-        return snapshot.get_value(key, default, user if user is not None else self.default_user)
+        return snapshot.get_value(key, default, user)
 
     async def get_value_details(
         self, key: str, default: Any, user: Optional[User] = None
@@ -315,6 +323,14 @@ class Client:
         if not self._ready.is_set():
             self._ready.set()
             self._call("ready")
+        # From now on an evaluation needs no wait, download or file check,
+        # unless its polling mode, overrides or hooks ask for one.
+        self._steady = (
+            not self._closed
+            and not isinstance(self._polling, LazyLoad)
+            and (self._overrides is None or not self._overrides.is_file)
+            and self._hooks["evaluated"] is None
+        )
 
     def _call(self, hook: str, *args: Any) -> None:
         callback = self._hooks[hook]

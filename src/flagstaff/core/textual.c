@@ -63,7 +63,8 @@ static int decode_utf8(const unsigned char *p, size_t avail, uint32_t *cp)
     return 1;
 }
 
-fs_bytes fs_strip(fs_bytes text)
+/* Strips the code points `is_space` accepts from both ends of UTF-8 text. */
+static fs_bytes strip_with(fs_bytes text, int (*is_space)(uint32_t))
 {
     const unsigned char *p = (const unsigned char *)text.ptr;
     size_t start = 0, end = text.size;
@@ -71,7 +72,7 @@ fs_bytes fs_strip(fs_bytes text)
 
     while (start < end) {
         int n = decode_utf8(p + start, end - start, &cp);
-        if (!is_python_space(cp))
+        if (!is_space(cp))
             break;
         start += n;
     }
@@ -80,12 +81,24 @@ fs_bytes fs_strip(fs_bytes text)
         while (lead > start && (p[lead] & 0xc0) == 0x80)
             lead--;
         decode_utf8(p + lead, end - lead, &cp);
-        if (!is_python_space(cp))
+        if (!is_space(cp))
             break;
         end = lead;
     }
     fs_bytes out = {text.ptr + start, end - start};
     return out;
+}
+
+fs_bytes fs_strip(fs_bytes text)
+{
+    return strip_with(text, is_python_space);
+}
+
+/* The white space Python's float() skips around a number: str.strip()'s,
+ * except the ASCII separators U+001C to U+001F, which float() refuses. */
+static int is_float_space(uint32_t cp)
+{
+    return is_python_space(cp) && !(cp >= 0x1c && cp <= 0x1f);
 }
 
 /* ---- Decimal numbers --------------------------------------------------- */
@@ -188,7 +201,7 @@ static int parse_unicode_number(fs_bytes text, double *out)
 
 int fs_parse_number(fs_bytes raw, double *out)
 {
-    fs_bytes text = fs_strip(raw);
+    fs_bytes text = strip_with(raw, is_float_space);
     for (size_t i = 0; i < text.size; i++)
         if ((unsigned char)text.ptr[i] >= 0x80)
             return parse_unicode_number(text, out);
