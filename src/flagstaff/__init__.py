@@ -4,6 +4,7 @@ compiled core.
 """
 
 from ._errors import ConfigError, ErrorCode, FlagError
+from ._version import __version__
 from .client import (
     AutoPoll,
     Client,
@@ -19,7 +20,6 @@ from .client import (
 from .config import FlagOverrides, OverrideBehaviour
 from .core import Config, EvaluationDetails, User
 
-__version__ = "0.1.0"
 
 __all__ = (
     "AutoPoll",

@@ -6,6 +6,7 @@ flagstaff writes, configcat-client reads, and the other way round.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -272,3 +273,72 @@ async def test_a_bad_cache_is_reported(cdn, hooks, cache_value):
         await client.get_value("keySampleText", "none")
 
     assert "cache" in hooks.error_text()
+
+
+# configcat-client in a process of its own, sharing the cache directory.
+_CONFIGCAT_PROCESS = """
+import sys
+from pathlib import Path
+
+import configcatclient
+from configcatclient.configcatoptions import ConfigCatOptions
+from configcatclient.interfaces import ConfigCache
+from configcatclient.pollingmode import PollingMode
+from configcatclient.user import User
+
+
+class DirectoryCache(ConfigCache):
+    def __init__(self, directory):
+        self.directory = Path(directory)
+
+    def get(self, key):
+        file = self.directory / key
+        return file.read_text(encoding="utf-8") if file.exists() else None
+
+    def set(self, key, value):
+        (self.directory / key).write_text(value, encoding="utf-8")
+
+
+sdk_key, base_url, directory, mode = sys.argv[1:5]
+client = configcatclient.get(sdk_key, ConfigCatOptions(
+    base_url=base_url, polling_mode=PollingMode.manual_poll(),
+    config_cache=DirectoryCache(directory), offline=mode == "read"))
+if mode == "write":
+    assert client.force_refresh().is_success
+premium = User("u1", custom={"plan": "premium"})
+print(client.get_value("premiumBadge", None, premium), client.get_value("premiumBadge", None))
+client.close()
+"""
+
+
+async def _configcat_process(sdk_key, base_url, directory, mode):
+    done = await anyio.run_process(
+        [sys.executable, "-c", _CONFIGCAT_PROCESS, sdk_key, base_url,
+         os.fspath(directory), mode],
+        check=True,
+    )
+    return done.stdout.decode().split()
+
+
+async def test_a_configcat_client_process_shares_the_cache(cdn, tmp_path):
+    # flagstaff downloads and writes; another process's configcat-client,
+    # offline, serves what flagstaff wrote.
+    cdn.app.publish(ONBOARDING_KEY, BADGE_ON)
+    async with Client(ONBOARDING_KEY, polling=ManualPoll(), base_url=cdn.url,
+                      cache=FileCache(tmp_path)) as client:
+        assert (await client.refresh()).is_success
+    with anyio.fail_after(60):
+        read = await _configcat_process(ONBOARDING_KEY, cdn.url, tmp_path, "read")
+    assert read == ["True", "True"]
+
+    # the other way round: that process downloads and writes a new config,
+    # and an offline flagstaff client serves it
+    cdn.app.publish(ONBOARDING_KEY, ONBOARDING_TEXT)
+    with anyio.fail_after(60):
+        written = await _configcat_process(ONBOARDING_KEY, cdn.url, tmp_path, "write")
+    assert written == ["True", "False"]
+    async with Client(ONBOARDING_KEY, polling=ManualPoll(), base_url=cdn.url,
+                      cache=FileCache(tmp_path), offline=True) as client:
+        assert await client.get_value("premiumBadge", None) is False
+        assert await client.get_value("premiumBadge", None, PREMIUM) is True
+        assert client.snapshot().etag == etag_of(ONBOARDING_TEXT)

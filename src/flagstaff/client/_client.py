@@ -17,6 +17,7 @@ import anyio
 import httpx
 
 from .._errors import ErrorCode, FlagError
+from .._version import __version__
 from ..config import FlagOverrides, OverrideBehaviour, decode_config, merge_models
 from ..core import Config, EvaluationDetails, User
 from ..core._core import stamp_fetch_time
@@ -27,9 +28,6 @@ from ._polling import AutoPoll, LazyLoad, ManualPoll
 __all__ = ("Client", "ClientClosedError", "RefreshResult", "Snapshot")
 
 logger = logging.getLogger("flagstaff.client")
-
-_VERSION = "0.1.0"
-
 
 class ClientClosedError(FlagError, RuntimeError):
     """
@@ -164,7 +162,7 @@ class Client:
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout)
         )
         self._fetcher = Fetcher(
-            self._http, sdk_key, base_url, data_governance, self._polling.code, _VERSION
+            self._http, sdk_key, base_url, data_governance, self._polling.code, __version__
         )
         interval = getattr(self._polling, "interval", getattr(self._polling, "ttl", None))
         self._stale_after = stale_after or (3 * interval if interval else math.inf)
@@ -210,6 +208,10 @@ class Client:
         Stops the background work and closes the HTTP client it made.
         Returns promptly even while a download hangs; evaluations waiting
         for the first config serve what there is (the defaults, if nothing).
+
+        The client's tasks live in the ``async with`` block that opened it:
+        ``aclose()`` inside the block (or from another task) ends the client
+        early, and leaving the block finishes the job. Safe to call twice.
         """
         if self._closed:
             return

@@ -18,10 +18,10 @@ typedef struct {
 fs_bytes fs_strip(fs_bytes text);
 
 /* Parses text as Python's float() does after ConfigCat replaced every ','
- * by '.': surrounding white space, an optional sign, digits with single
- * underscores between them, an optional fraction and exponent, or
- * inf/infinity/nan in any case. Returns 1 and stores the value on success,
- * 0 when the text is not a number. */
+ * by '.': the white space float() skips around it, an optional sign,
+ * digits (of any script) with single underscores between them, an optional
+ * fraction and exponent, or inf/infinity/nan in any case. Returns 1 and
+ * stores the value on success, 0 when the text is not a number. */
 int fs_parse_number(fs_bytes text, double *out);
 
 /* A parsed SemVer 2.0.0 version; the parts point into the parsed text. */
