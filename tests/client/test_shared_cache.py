@@ -342,3 +342,22 @@ async def test_a_configcat_client_process_shares_the_cache(cdn, tmp_path):
         assert await client.get_value("premiumBadge", None) is False
         assert await client.get_value("premiumBadge", None, PREMIUM) is True
         assert client.snapshot().etag == etag_of(ONBOARDING_TEXT)
+
+
+async def test_a_cached_config_serves_at_once_while_the_cdn_hangs(cdn):
+    cdn.app.publish(MATRIX_KEY, MATRIX_TEXT)
+    cdn.app.hang(MATRIX_KEY)
+    cache = MemoryCache()
+    stale = int((time.time() - 3600) * 1000)
+    await cache.set(configcat_cache_key(MATRIX_KEY),
+                    cache_entry(MATRIX_TEXT, '"old"', stale))
+    client = Client(MATRIX_KEY, polling=AutoPoll(interval=60, max_init_wait=10),
+                    base_url=cdn.url, cache=cache)
+    async with client:
+        started = time.monotonic()
+        value = await client.get_value("keySampleText", "none")
+        waited = time.monotonic() - started
+        age = client.snapshot().age
+    assert value != "none"
+    assert waited < 1.0, f"the cached config waited {waited:.2f} s for the CDN"
+    assert age > 3000

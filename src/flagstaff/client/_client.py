@@ -355,6 +355,10 @@ class Client:
             age = self._snapshot.age
             if age is None or age >= interval:
                 await self._sync_cache()
+            if self._snapshot.config is not None:
+                # A cached config serves at once, even while a download for
+                # a fresher one is under way (or the CDN is down).
+                self._set_ready()
             age = self._snapshot.age
             if not self._offline and (age is None or age >= interval):
                 await self._refresh()
