@@ -12,7 +12,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdio cimport snprintf
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from flagstaff.core._native cimport *
@@ -1028,3 +1028,288 @@ def stamp_fetch_time(EvaluationDetails details, fetch_time):
     """
     details.fetch_time = fetch_time
     return details
+
+
+# ---- Batch evaluation over Arrow columns ---------------------------------------
+#
+# The batch layer hands over each column as the addresses of its Arrow
+# buffers, already normalised to a few layouts; the rows are evaluated here
+# without the GIL, one context per row, reading the buffers in place.
+
+cdef enum:
+    _COLUMN_NONE = 0        # the attribute has no column: always missing
+    _COLUMN_STRING = 1      # utf8: int32 offsets
+    _COLUMN_LARGE_STRING = 2    # large_utf8: int64 offsets
+    _COLUMN_INT64 = 3
+    _COLUMN_FLOAT64 = 4
+    _COLUMN_BOOL = 5        # bit-packed
+    _COLUMN_TIMESTAMP = 6   # int64 microseconds since the epoch, UTC
+    _COLUMN_LIST = 7        # large_list<large_utf8> without null items
+
+ctypedef struct _Column:
+    int kind
+    int64_t offset          # the array's offset, in rows
+    const uint8_t *valid    # validity bitmap, or NULL when nothing is null
+    const int32_t *offsets32
+    const int64_t *offsets64
+    const char *data
+    const int64_t *integers
+    const double *floats
+    const uint8_t *bits
+    const int64_t *item_offsets   # lists: the child string's offsets
+    const char *item_data
+    int64_t item_offset           # the child array's offset
+
+ctypedef struct _Rows:
+    const _Column *columns  # one per attribute of the config
+    int64_t row
+
+
+cdef inline bint _bit(const uint8_t *bits, int64_t i) noexcept nogil:
+    return (bits[i >> 3] >> (i & 7)) & 1
+
+
+cdef int _format_text(fs_attr *out, fs_scratch *scratch, double value) noexcept nogil:
+    cdef char *text = <char *>fs_scratch_alloc(scratch, 32)
+    if text is NULL:
+        return -1
+    out.text.ptr = text
+    out.text.size = fs_format_double(value, text)
+    return 0
+
+
+cdef int _resolve_row(void *source, int32_t index, fs_attr *out,
+                      fs_scratch *scratch) noexcept nogil:
+    # The same view of a value as _convert gives of the Python object that
+    # Arrow's to_pylist() makes of it.
+    cdef _Rows *rows = <_Rows *>source
+    cdef const _Column *column = &rows.columns[index]
+    cdef int64_t i = rows.row + column.offset, start, stop, n, k, base
+    cdef char *text
+    cdef fs_bytes *items
+    cdef size_t size
+
+    if column.kind == _COLUMN_NONE:
+        return 0
+    if column.valid is not NULL and not _bit(column.valid, i):
+        return 0
+    out.present = 1
+    if column.kind == _COLUMN_STRING or column.kind == _COLUMN_LARGE_STRING:
+        if column.kind == _COLUMN_STRING:
+            start, stop = column.offsets32[i], column.offsets32[i + 1]
+        else:
+            start, stop = column.offsets64[i], column.offsets64[i + 1]
+        out.is_string = 1
+        out.text.ptr = column.data + start
+        out.text.size = stop - start
+        return 0
+    if column.kind == _COLUMN_INT64:
+        text = <char *>fs_scratch_alloc(scratch, 24)
+        if text is NULL:
+            return -1
+        out.text.ptr = text
+        out.text.size = snprintf(text, 24, "%lld", <long long>column.integers[i])
+        out.number = out.seconds = <double>column.integers[i]
+        out.has_number = out.has_seconds = 1
+        return 0
+    if column.kind == _COLUMN_FLOAT64:
+        out.number = out.seconds = column.floats[i]
+        out.has_number = out.has_seconds = 1
+        return _format_text(out, scratch, column.floats[i])
+    if column.kind == _COLUMN_BOOL:
+        if _bit(column.bits, i):
+            out.text.ptr, out.text.size, out.number = "True", 4, 1.0
+        else:
+            out.text.ptr, out.text.size, out.number = "False", 5, 0.0
+        out.seconds = out.number
+        out.has_number = out.has_seconds = 1
+        return 0
+    if column.kind == _COLUMN_TIMESTAMP:
+        # As timedelta.total_seconds(): microseconds over 10**6, correctly
+        # rounded (both are exact doubles within 285 years of the epoch).
+        out.seconds = column.integers[i] / 1e6
+        out.has_seconds = 1
+        return _format_text(out, scratch, out.seconds)
+    if column.kind == _COLUMN_LIST:
+        start, stop = column.offsets64[i], column.offsets64[i + 1]
+        n = stop - start
+        items = <fs_bytes *>fs_scratch_alloc(scratch, sizeof(fs_bytes) * (n + 1))
+        if items is NULL:
+            return -1
+        for k in range(n):
+            base = column.item_offset + start + k
+            items[k].ptr = column.item_data + column.item_offsets[base]
+            items[k].size = column.item_offsets[base + 1] - column.item_offsets[base]
+        out.has_list = 1
+        out.items = items
+        out.item_count = n
+        size = fs_format_string_list(items, n, NULL, 0)
+        text = <char *>fs_scratch_alloc(scratch, size + 1)
+        if text is NULL:
+            return -1
+        out.text.ptr = text
+        out.text.size = fs_format_string_list(items, n, text, size + 1)
+        return 0
+    return 0
+
+
+@cython.final
+cdef class BatchPlan:
+    """
+    Columns bound to a config's attributes and a list of setting keys, ready
+    to evaluate ranges of rows without the GIL (from several threads at
+    once: each range writes only its own rows of the results).
+
+    Built by :mod:`flagstaff.batch`, which normalises the Arrow columns and
+    keeps them alive while the plan runs.
+    """
+
+    cdef Config config
+    cdef _Column *columns
+    cdef int32_t *indexes       # the settings to evaluate
+    cdef int32_t key_count
+    cdef readonly int64_t rows
+    cdef readonly list slots         # per key: int32 value slots by row
+    cdef readonly list variations    # per key: int32 variation slots by row
+    cdef int32_t **slot_out
+    cdef int32_t **variation_out
+    cdef int32_t *failed        # per key: the slot written for a failure
+    cdef int32_t no_variation   # the variation slot written for none
+    cdef object _keep
+
+    def __cinit__(self, Config config, dict columns, list keys, int64_t rows,
+                  bint variation_ids):
+        cdef int32_t count = config._config.attribute_count
+        cdef int32_t i
+        self.config = config
+        self.rows = rows
+        self.key_count = len(keys)
+        self.columns = <_Column *>calloc(count, sizeof(_Column))
+        self.indexes = <int32_t *>calloc(self.key_count + 1, sizeof(int32_t))
+        self.slot_out = <int32_t **>calloc(self.key_count + 1, sizeof(int32_t *))
+        self.variation_out = <int32_t **>calloc(self.key_count + 1, sizeof(int32_t *))
+        self.failed = <int32_t *>calloc(self.key_count + 1, sizeof(int32_t))
+        if (self.columns is NULL or self.indexes is NULL or self.slot_out is NULL
+                or self.variation_out is NULL or self.failed is NULL):
+            raise MemoryError()
+
+        for i, key in enumerate(keys):
+            self.indexes[i] = config._index[key]
+        for name, spec in columns.items():
+            index = config._attribute_index.get(name)
+            if index is not None:
+                _bind_column(&self.columns[<int32_t>index], spec)
+
+        self.no_variation = len(config._variations)
+        self.slots, self.variations = [], []
+        cdef unsigned char[::1] view
+        for i in range(self.key_count):
+            buffer = bytearray(4 * rows if rows else 4)
+            view = buffer
+            self.slots.append(buffer)
+            self.slot_out[i] = <int32_t *>&view[0]
+            self.failed[i] = len(config._values)
+            if variation_ids:
+                buffer = bytearray(4 * rows if rows else 4)
+                view = buffer
+                self.variations.append(buffer)
+                self.variation_out[i] = <int32_t *>&view[0]
+        self._keep = columns
+
+    def __dealloc__(self):
+        free(self.columns)
+        free(self.indexes)
+        free(self.slot_out)
+        free(self.variation_out)
+        free(self.failed)
+
+    def run(self, int64_t start, int64_t stop):
+        """
+        Evaluates rows [start, stop) into the result buffers, without the
+        GIL. A row whose evaluation fails gets the slot after the last value
+        (the caller puts its default there); a row served no variation id
+        gets the slot after the last variation id.
+        """
+        if not 0 <= start <= stop <= self.rows:
+            raise IndexError(f"rows {start}..{stop} of {self.rows}")
+        cdef int status
+        with nogil:
+            status = _evaluate_rows(self, start, stop)
+        if status < 0:
+            raise MemoryError()
+
+    @property
+    def values(self):
+        """The config's value objects by slot."""
+        return self.config._values
+
+    @property
+    def variation_names(self):
+        """The config's variation ids by slot."""
+        return self.config._variations
+
+
+cdef int _bind_column(_Column *column, tuple spec) except -1:
+    # spec: (kind, offset, validity, first, second, third, item offset)
+    kind, offset, valid, first, second, third, item_offset = spec
+    column.kind = kind
+    column.offset = offset
+    column.valid = <const uint8_t *><size_t>valid
+    if kind == _COLUMN_STRING:
+        column.offsets32 = <const int32_t *><size_t>first
+        column.data = <const char *><size_t>second
+    elif kind == _COLUMN_LARGE_STRING:
+        column.offsets64 = <const int64_t *><size_t>first
+        column.data = <const char *><size_t>second
+    elif kind == _COLUMN_INT64 or kind == _COLUMN_TIMESTAMP:
+        column.integers = <const int64_t *><size_t>first
+    elif kind == _COLUMN_FLOAT64:
+        column.floats = <const double *><size_t>first
+    elif kind == _COLUMN_BOOL:
+        column.bits = <const uint8_t *><size_t>first
+    elif kind == _COLUMN_LIST:
+        column.offsets64 = <const int64_t *><size_t>first
+        column.item_offsets = <const int64_t *><size_t>second
+        column.item_data = <const char *><size_t>third
+        column.item_offset = item_offset
+    elif kind != _COLUMN_NONE:
+        raise ValueError(f"unknown column layout {kind}")
+    return 0
+
+
+cdef int _evaluate_rows(BatchPlan plan, int64_t start, int64_t stop) noexcept nogil:
+    cdef const fs_config *config = &plan.config._config
+    cdef int32_t count = config.attribute_count, k
+    cdef fs_attr *attrs = <fs_attr *>malloc(sizeof(fs_attr) * (count + 1))
+    cdef uint8_t *resolved = <uint8_t *>malloc(count + 1)
+    cdef fs_context *ctx = <fs_context *>malloc(sizeof(fs_context))
+    cdef fs_result result
+    cdef _Rows rows
+    cdef int64_t row
+    if attrs is NULL or resolved is NULL or ctx is NULL:
+        free(attrs)
+        free(resolved)
+        free(ctx)
+        return -1
+
+    rows.columns = plan.columns
+    for row in range(start, stop):
+        rows.row = row
+        # Every row is a user, even one without an identifier.
+        fs_context_init(ctx, config, 1, _resolve_row, &rows, attrs, resolved)
+        for k in range(plan.key_count):
+            if fs_evaluate(ctx, plan.indexes[k], &result) == 0:
+                plan.slot_out[k][row] = result.served.slot
+                if plan.variation_out[k] is not NULL:
+                    plan.variation_out[k][row] = (
+                        result.served.variation if result.served.variation >= 0
+                        else plan.no_variation)
+            else:
+                plan.slot_out[k][row] = plan.failed[k]
+                if plan.variation_out[k] is not NULL:
+                    plan.variation_out[k][row] = plan.no_variation
+        fs_context_release(ctx)
+    free(attrs)
+    free(resolved)
+    free(ctx)
+    return 0
