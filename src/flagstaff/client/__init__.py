@@ -6,7 +6,7 @@ modes and caches.
 from ._cache import ConfigCache, FileCache, MemoryCache, cache_key
 from ._client import Client, ClientClosedError, RefreshResult, Snapshot
 from ._fetch import DataGovernance
-from ._polling import AutoPoll, LazyLoad, ManualPoll
+from ._polling import AutoPoll, LazyLoad, LongPoll, ManualPoll
 
 __all__ = (
     "AutoPoll",
@@ -16,6 +16,7 @@ __all__ = (
     "DataGovernance",
     "FileCache",
     "LazyLoad",
+    "LongPoll",
     "ManualPoll",
     "MemoryCache",
     "RefreshResult",

@@ -22,12 +22,41 @@ from ..config import FlagOverrides, OverrideBehaviour, decode_config, merge_mode
 from ..core import Config, EvaluationDetails, User
 from ..core._core import stamp_fetch_time
 from ._cache import CacheEntry, ConfigCache, MemoryCache, cache_key
-from ._fetch import DataGovernance, FetchOutcome, Fetcher, check_sdk_key, redact
-from ._polling import AutoPoll, LazyLoad, ManualPoll
+from ._fetch import (
+    DataGovernance,
+    FetchOutcome,
+    Fetcher,
+    FetchResult,
+    check_sdk_key,
+    redact,
+)
+from ._polling import AutoPoll, LazyLoad, LongPoll, ManualPoll
 
 __all__ = ("Client", "ClientClosedError", "RefreshResult", "Snapshot")
 
 logger = logging.getLogger("flagstaff.client")
+
+class _TokenBucket:
+    """
+    At most `burst` requests at once, then one every `every` seconds.
+    """
+
+    def __init__(self, burst: int, every: float) -> None:
+        self._burst = burst
+        self._every = every
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    async def take(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) / self._every)
+        self._at = now
+        if self._tokens < 1:
+            await anyio.sleep((1 - self._tokens) * self._every)
+            self._tokens = 1.0
+            self._at = time.monotonic()
+        self._tokens -= 1
+
 
 class ClientClosedError(FlagError, RuntimeError):
     """
@@ -99,8 +128,8 @@ class Client:
     (at most the polling mode's `max_init_wait`), then evaluate from memory.
 
     :param sdk_key: the SDK key from ConfigCat's dashboard.
-    :param polling: :class:`AutoPoll` (default), :class:`LazyLoad` or
-        :class:`ManualPoll`.
+    :param polling: :class:`AutoPoll` (default), :class:`LongPoll` (against
+        a flagstaff relay), :class:`LazyLoad` or :class:`ManualPoll`.
     :param base_url: a server other than ConfigCat's CDN (a proxy or a
         flagstaff relay).
     :param data_governance: which CDN serves the config when `base_url` is
@@ -128,7 +157,7 @@ class Client:
         self,
         sdk_key: str,
         *,
-        polling: Union[AutoPoll, LazyLoad, ManualPoll, None] = None,
+        polling: Union[AutoPoll, LazyLoad, LongPoll, ManualPoll, None] = None,
         base_url: Optional[str] = None,
         data_governance: DataGovernance = DataGovernance.GLOBAL,
         cache: Optional[ConfigCache] = None,
@@ -164,7 +193,8 @@ class Client:
         self._fetcher = Fetcher(
             self._http, sdk_key, base_url, data_governance, self._polling.code, __version__
         )
-        interval = getattr(self._polling, "interval", getattr(self._polling, "ttl", None))
+        interval = next((getattr(self._polling, name) for name in ("interval", "ttl", "poll_interval")
+                         if hasattr(self._polling, name)), None)
         self._stale_after = stale_after or (3 * interval if interval else math.inf)
         self._hooks = {
             "ready": on_ready, "changed": on_config_changed,
@@ -191,6 +221,8 @@ class Client:
         await self._adopt_local()
         if isinstance(self._polling, AutoPoll):
             self._task_group.start_soon(self._background, self._poll_forever)
+        elif isinstance(self._polling, LongPoll):
+            self._task_group.start_soon(self._background, self._long_poll_forever)
         else:
             await self._sync_cache()
             self._set_ready()
@@ -365,6 +397,49 @@ class Client:
             self._set_ready()
             await anyio.sleep(self._next_wait(interval))
 
+    async def _long_poll_forever(self) -> None:
+        # long-poll.md's client: the first request is answered at once; then
+        # each asks to be held, through a token bucket so that a config that
+        # changes all the time cannot make it spin.
+        polling = self._polling
+        bucket = _TokenBucket(burst=2, every=15.0)
+        hold_again_at = 0.0
+        await self._adopt_local()
+        await self._sync_cache()
+        if self._snapshot.config is not None:
+            self._set_ready()
+        wait: Optional[float] = None
+        while True:
+            if not self._offline:
+                result = await self._fetcher.fetch(self._snapshot.etag or None, wait)
+                applied = await self._apply(result)
+            else:
+                applied, result = RefreshResult(True), FetchResult(FetchOutcome.NOT_MODIFIED)
+                await self._sync_cache()
+            self._set_ready()
+
+            if not applied.is_success:
+                # Full jitter from 1 s up to 120 s; Retry-After wins.
+                delay = random.uniform(0, min(120.0, 2.0 ** min(self._failures, 7)))
+                await anyio.sleep(max(delay, result.retry_after or 0.0))
+                continue
+            if self._offline:
+                await anyio.sleep(polling.poll_interval)
+                continue
+            if wait is not None and not result.held and result.retry_after is None:
+                # A server that does not hold: poll it plainly for a while.
+                logger.info("the config server does not hold requests: polling "
+                            "every %g s", polling.poll_interval)
+                hold_again_at = time.monotonic() + polling.retry_hold_after
+            if time.monotonic() < hold_again_at:
+                wait = None
+                await anyio.sleep(polling.poll_interval)
+                continue
+            if result.retry_after is not None and not result.held:
+                await anyio.sleep(result.retry_after)   # too many held already
+            wait = polling.wait
+            await bucket.take()
+
     async def _background(self, work: Callable[..., Any], *args: Any) -> None:
         # Each background task runs in a scope of its own, which aclose()
         # cancels; one started after the close does not run at all.
@@ -404,8 +479,11 @@ class Client:
             done.set()
 
     async def _download_once(self) -> RefreshResult:
+        return await self._apply(await self._fetcher.fetch(self._snapshot.etag or None))
+
+    async def _apply(self, result: FetchResult) -> RefreshResult:
+        """Serves what a download brought, or keeps the config held."""
         held = self._snapshot
-        result = await self._fetcher.fetch(held.etag or None)
         now = datetime.now(timezone.utc)
         if result.outcome is FetchOutcome.FETCHED:
             self._failures = 0

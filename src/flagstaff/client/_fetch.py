@@ -70,6 +70,10 @@ class FetchResult:
     error: Optional[str] = None
     #: False for errors that retrying soon will not fix (a wrong SDK key)
     transient: bool = True
+    #: the server held the request (it answered ``Preference-Applied``)
+    held: bool = False
+    #: seconds the server asked to wait before the next request
+    retry_after: Optional[float] = None
 
 
 class Fetcher:
@@ -101,15 +105,20 @@ class Fetcher:
     def _url(self) -> str:
         return f"{self.base_url}/configuration-files/{self._sdk_key}/config_v6.json"
 
-    async def fetch(self, etag: Optional[str]) -> FetchResult:
+    async def fetch(self, etag: Optional[str], wait: Optional[float] = None) -> FetchResult:
         """
         One download, with the redirects it leads to (at most two).
+
+        :param etag: the ETag of the config held, if any.
+        :param wait: ask a long-poll server to hold the request this many
+            seconds until the config changes (``Prefer: wait``); the read
+            timeout then grows to cover the hold.
 
         Cancelling it is safe: nothing is changed until it returns.
         """
         result = FetchResult(FetchOutcome.FAILED, error="no request was made")
         for _ in range(_MAX_REDIRECTS + 1):
-            result = await self._fetch_once(etag)
+            result = await self._fetch_once(etag, wait)
             if result.outcome is not FetchOutcome.FETCHED:
                 return result
             assert result.model is not None
@@ -133,22 +142,31 @@ class Fetcher:
         return FetchResult(
             result.outcome, result.text, result.model, result.etag,
             error="Redirection loop encountered while trying to fetch config JSON.",
+            held=result.held, retry_after=result.retry_after,
         )
 
-    async def _fetch_once(self, etag: Optional[str]) -> FetchResult:
+    async def _fetch_once(self, etag: Optional[str], wait: Optional[float]) -> FetchResult:
         headers = dict(self._headers)
         if etag:
             headers["If-None-Match"] = etag
+        extra = {}
+        if wait is not None:
+            headers["Prefer"] = f"wait={wait:g}"
+            hold = httpx.Timeout(1.5 * wait + 5, connect=self._http.timeout.connect)
+            extra["timeout"] = hold
         try:
-            response = await self._http.get(self._url(), headers=headers)
+            response = await self._http.get(self._url(), headers=headers, **extra)
         except httpx.TimeoutException as exc:
             return FetchResult(FetchOutcome.FAILED, error=f"timed out: {exc!r}")
         except httpx.HTTPError as exc:
             return FetchResult(FetchOutcome.FAILED, error=f"network error: {exc!r}")
 
         status = response.status_code
+        held = wait is not None and "preference-applied" in response.headers
+        retry_after = _seconds(response.headers.get("Retry-After"))
         if status == 304:
-            return FetchResult(FetchOutcome.NOT_MODIFIED, etag=etag or "")
+            return FetchResult(FetchOutcome.NOT_MODIFIED, etag=etag or "", held=held,
+                               retry_after=retry_after)
         if status in (403, 404):
             return FetchResult(
                 FetchOutcome.FAILED, transient=False,
@@ -156,12 +174,24 @@ class Fetcher:
                       f"{redact(self._sdk_key)!r} is wrong, or its config was deleted",
             )
         if not 200 <= status < 300:
-            return FetchResult(FetchOutcome.FAILED, error=f"the CDN answered {status}")
+            return FetchResult(FetchOutcome.FAILED, error=f"the CDN answered {status}",
+                               retry_after=retry_after)
         text = response.text
         try:
             model = decode_config(text)
         except ConfigError as exc:
             return FetchResult(FetchOutcome.FAILED, error=f"the CDN sent a bad config: {exc}")
         return FetchResult(
-            FetchOutcome.FETCHED, text, model, response.headers.get("ETag", "")
+            FetchOutcome.FETCHED, text, model, response.headers.get("ETag", ""),
+            held=held, retry_after=retry_after,
         )
+
+
+def _seconds(retry_after: Optional[str]) -> Optional[float]:
+    """A ``Retry-After`` in seconds (HTTP dates are not used by flagstaff)."""
+    if retry_after is None:
+        return None
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("AutoPoll", "LazyLoad", "ManualPoll", "PollingMode")
+__all__ = ("AutoPoll", "LazyLoad", "LongPoll", "ManualPoll", "PollingMode")
 
 
 @dataclass(frozen=True)
@@ -55,4 +55,31 @@ class ManualPoll:
     code = "m"
 
 
-PollingMode = (AutoPoll, LazyLoad, ManualPoll)
+@dataclass(frozen=True)
+class LongPoll:
+    """
+    The client asks a flagstaff relay to hold each request up to `wait`
+    seconds until the config changes, so a change arrives in milliseconds.
+    Against a server that does not hold (ConfigCat's CDN) it falls back to
+    ETag polling every `poll_interval` seconds, and tries holding again every
+    `retry_hold_after` seconds. The first evaluations wait for the first
+    config at most `max_init_wait` seconds.
+    """
+
+    wait: float = 30.0
+    max_init_wait: float = 5.0
+    poll_interval: float = 60.0
+    retry_hold_after: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.wait <= 55:
+            raise ValueError(f"LongPoll wait is 1 to 55 s, not {self.wait}")
+        if self.max_init_wait < 0:
+            raise ValueError(f"LongPoll max_init_wait is negative: {self.max_init_wait}")
+        if self.poll_interval < 1:
+            raise ValueError(f"LongPoll poll_interval is at least 1 s, not {self.poll_interval}")
+
+    code = "w"
+
+
+PollingMode = (AutoPoll, LazyLoad, LongPoll, ManualPoll)
