@@ -77,3 +77,19 @@ def percentage_bucket(key: str, text: str) -> int: ...
 def canonical_string(value: AttributeValue) -> Optional[str]: ...
 def sha1_implementation() -> str: ...
 def stamp_fetch_time(details: EvaluationDetails, fetch_time: Optional[datetime.datetime]) -> EvaluationDetails: ...
+
+class BatchPlan:
+    rows: int
+    slots: list[bytearray]
+    variations: list[bytearray]
+    values: list[SettingValue]
+    variation_names: list[str]
+    def __init__(
+        self,
+        config: Config,
+        columns: dict[str, tuple[int, int, int, int, int, int, int]],
+        keys: list[str],
+        rows: int,
+        variation_ids: bool,
+    ) -> None: ...
+    def run(self, start: int, stop: int) -> None: ...
