@@ -67,15 +67,22 @@ def _normalised(name: str, array: "pa.Array") -> "pa.Array":
     if pa.types.is_floating(kind):
         return array.cast(pa.float64())
     if pa.types.is_timestamp(kind):
-        # As Python's datetime sees it: microseconds, UTC underneath.
-        return array.cast(pa.timestamp("us", tz=kind.tz), safe=False)
+        # Ticks since the epoch, UTC underneath whatever the time zone:
+        # seconds and milliseconds widen exactly to microseconds.
+        if kind.unit == "ns":
+            return array
+        return array.cast(pa.timestamp("us", tz=kind.tz))
+    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
+        raise BatchError(
+            f"column {name!r} is {kind}: cast list views to large_list first"
+        )
     if (pa.types.is_list(kind) or pa.types.is_large_list(kind)
-            or pa.types.is_list_view(kind)) and (
+            or pa.types.is_fixed_size_list(kind)) and (
             pa.types.is_string(kind.value_type)
             or pa.types.is_large_string(kind.value_type)
             or pa.types.is_string_view(kind.value_type)):
         array = array.cast(pa.large_list(pa.large_string()))
-        if array.values.null_count:
+        if pc.list_flatten(array).null_count:
             raise BatchError(f"column {name!r}: a list attribute holds no null items")
         return array
     raise BatchError(
@@ -103,7 +110,8 @@ def _column_spec(array: "pa.Array") -> tuple:
     if pa.types.is_floating(kind):
         return (_FLOAT64, array.offset, valid, _address(buffers[1]), 0, 0, 0)
     if pa.types.is_timestamp(kind):
-        return (_TIMESTAMP, array.offset, valid, _address(buffers[1]), 0, 0, 0)
+        per_second = 10**9 if kind.unit == "ns" else 10**6
+        return (_TIMESTAMP, array.offset, valid, _address(buffers[1]), per_second, 0, 0)
     items = array.values
     item_buffers = items.buffers()
     return (_LIST, array.offset, valid, _address(buffers[1]), _address(item_buffers[1]),
@@ -116,17 +124,29 @@ def _setting_type(config: Config, key: str) -> int:
     return kind if kind in _ARROW_TYPES else 1
 
 
+def _fits(default: Any, kind: int) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return kind == 0
+    if kind == 2:
+        return isinstance(default, int) and -2**63 <= default < 2**63
+    if kind == 3:
+        return isinstance(default, (int, float))
+    return isinstance(default, (bool, str, int, float)[kind])
+
+
 def _typed_values(values: list, kind: int, default: Any, key: str) -> "pa.Array":
     """The config's values as an Arrow array of the setting's type, with the
     default after them; values of other settings' types are null here."""
+    if not _fits(default, kind):
+        raise BatchError(
+            f"the default for {key!r}, {default!r}, does not fit its "
+            f"{_ARROW_TYPES[kind]} column"
+        )
     python_type = (bool, str, int, float)[kind]
     typed = [value if type(value) is python_type else None for value in values]
-    try:
-        return pa.array([*typed, default], _ARROW_TYPES[kind])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-        raise BatchError(
-            f"the default for {key!r} does not fit a {_ARROW_TYPES[kind]} column: {exc}"
-        ) from exc
+    return pa.array([*typed, default], _ARROW_TYPES[kind])
 
 
 def _int32(buffer: bytearray, rows: int) -> "pa.Array":
@@ -137,6 +157,8 @@ def _checked_keys(config: Config, keys: Optional[Sequence[str]]) -> list[str]:
     if keys is None:
         return config.keys()
     keys = list(keys)
+    if not keys:
+        raise BatchError("no setting keys to evaluate")
     unknown = [key for key in keys if key not in config]
     if unknown:
         raise BatchError(
@@ -149,8 +171,10 @@ def _checked_keys(config: Config, keys: Optional[Sequence[str]]) -> list[str]:
 def _evaluate(config: Config, batch: "pa.RecordBatch", keys: list[str],
               threads: int, defaults: Mapping[str, Any],
               variation_ids: bool) -> "pa.RecordBatch":
+    # Only the columns the config reads matter (and need a usable type).
+    read = set(config.attributes())
     arrays = {name: _normalised(name, batch.column(index))
-              for index, name in enumerate(batch.schema.names)}
+              for index, name in enumerate(batch.schema.names) if name in read}
     specs = {name: _column_spec(array) for name, array in arrays.items()}
     rows = batch.num_rows
     plan = BatchPlan(config, specs, keys, rows, variation_ids)

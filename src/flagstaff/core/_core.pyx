@@ -729,6 +729,14 @@ cdef class Config:
         """
         return list(self._keys)
 
+    def attributes(self):
+        """
+        The user attributes the config can read: ``Identifier``, ``Email``,
+        ``Country``, and every custom attribute its rules and percentage
+        options name.
+        """
+        return list(self._attribute_names)
+
     def __len__(self):
         return len(self._keys)
 
@@ -1043,7 +1051,7 @@ cdef enum:
     _COLUMN_INT64 = 3
     _COLUMN_FLOAT64 = 4
     _COLUMN_BOOL = 5        # bit-packed
-    _COLUMN_TIMESTAMP = 6   # int64 microseconds since the epoch, UTC
+    _COLUMN_TIMESTAMP = 6   # int64 ticks since the epoch, UTC
     _COLUMN_LIST = 7        # large_list<large_utf8> without null items
 
 ctypedef struct _Column:
@@ -1056,6 +1064,7 @@ ctypedef struct _Column:
     const int64_t *integers
     const double *floats
     const uint8_t *bits
+    int64_t per_second      # timestamps: ticks per second
     const int64_t *item_offsets   # lists: the child string's offsets
     const char *item_data
     int64_t item_offset           # the child array's offset
@@ -1125,9 +1134,9 @@ cdef int _resolve_row(void *source, int32_t index, fs_attr *out,
         out.has_number = out.has_seconds = 1
         return 0
     if column.kind == _COLUMN_TIMESTAMP:
-        # As timedelta.total_seconds(): microseconds over 10**6, correctly
-        # rounded (both are exact doubles within 285 years of the epoch).
-        out.seconds = column.integers[i] / 1e6
+        # As timedelta.total_seconds(): ticks over ticks per second,
+        # correctly rounded however far from the epoch.
+        out.seconds = fs_ticks_to_seconds(column.integers[i], column.per_second)
         out.has_seconds = 1
         return _format_text(out, scratch, out.seconds)
     if column.kind == _COLUMN_LIST:
@@ -1261,8 +1270,11 @@ cdef int _bind_column(_Column *column, tuple spec) except -1:
     elif kind == _COLUMN_LARGE_STRING:
         column.offsets64 = <const int64_t *><size_t>first
         column.data = <const char *><size_t>second
-    elif kind == _COLUMN_INT64 or kind == _COLUMN_TIMESTAMP:
+    elif kind == _COLUMN_INT64:
         column.integers = <const int64_t *><size_t>first
+    elif kind == _COLUMN_TIMESTAMP:
+        column.integers = <const int64_t *><size_t>first
+        column.per_second = second
     elif kind == _COLUMN_FLOAT64:
         column.floats = <const double *><size_t>first
     elif kind == _COLUMN_BOOL:

@@ -18,6 +18,7 @@ cdef extern from "textual.h" nogil:
     int fs_format_double(double value, char *out)
     size_t fs_format_string_list(const fs_bytes *items, int count, char *out,
                                  size_t out_size)
+    double fs_ticks_to_seconds(int64_t ticks, int64_t per_second)
     void fs_textual_init()
 
 

@@ -772,3 +772,45 @@ size_t fs_format_string_list(const fs_bytes *items, int count, char *out,
     }
     return put(out, out_size, at, "]", 1);
 }
+
+/* ---- Timestamps -----------------------------------------------------------
+ * Seconds since the epoch from a count of `per_second` ticks, rounded once,
+ * as Python's timedelta.total_seconds() rounds microseconds / 10**6. Up to
+ * 2**53 ticks both numbers are exact doubles and one division rounds
+ * correctly; beyond, the neighbours of an estimate are compared exactly. */
+double fs_ticks_to_seconds(int64_t ticks, int64_t per_second)
+{
+    if (ticks > -(INT64_C(1) << 53) && ticks < (INT64_C(1) << 53))
+        return (double)ticks / (double)per_second;
+
+    double estimate = (double)(ticks / per_second) +
+                      (double)(ticks % per_second) / (double)per_second;
+    double best = estimate;
+    __int128 best_error = -1;
+    double candidates[3] = {nextafter(estimate, -INFINITY), estimate,
+                            nextafter(estimate, INFINITY)};
+    for (int i = 0; i < 3; i++) {
+        /* candidate = m * 2^e exactly; compare candidate * per_second with
+         * ticks, both scaled by 2^-e' to integers. */
+        int e;
+        double m = frexp(candidates[i], &e);
+        int64_t mantissa = (int64_t)ldexp(m, 53);
+        int shift = e - 53;                 /* candidate = mantissa * 2^shift */
+        __int128 lhs, rhs;
+        if (shift >= 0) {
+            lhs = (__int128)mantissa * per_second * ((__int128)1 << shift);
+            rhs = ticks;
+        } else {
+            lhs = (__int128)mantissa * per_second;
+            rhs = (__int128)ticks * ((__int128)1 << -shift);
+        }
+        __int128 error = lhs > rhs ? lhs - rhs : rhs - lhs;
+        /* Ties go to the even mantissa, as IEEE rounding does. */
+        if (best_error < 0 || error < best_error ||
+            (error == best_error && (mantissa & 1) == 0)) {
+            best = candidates[i];
+            best_error = error;
+        }
+    }
+    return best;
+}

@@ -58,6 +58,10 @@ int fs_format_double(double value, char *out);
 size_t fs_format_string_list(const fs_bytes *items, int count, char *out,
                              size_t out_size);
 
+/* Seconds since the epoch from `ticks` of 1/per_second s, correctly
+ * rounded (as Python's timedelta.total_seconds()). */
+double fs_ticks_to_seconds(int64_t ticks, int64_t per_second);
+
 void fs_textual_init(void);
 
 #endif
