@@ -311,3 +311,13 @@ async def test_a_fresh_cache_entry_saves_the_download(cdn, polling):
         await anyio.sleep(0.2)
 
     assert cdn.app.requests == []
+
+
+async def test_an_error_in_the_block_propagates_as_it_was_raised(cdn):
+    # Not wrapped in an exception group by the client's task group.
+    cdn.app.publish(MATRIX_KEY, MATRIX_TEXT)
+    with pytest.raises(KeyError, match="raised in the block"):
+        async with Client(MATRIX_KEY, polling=AutoPoll(interval=60),
+                          base_url=cdn.url) as client:
+            await client.get_value("keySampleText", None)
+            raise KeyError("raised in the block")

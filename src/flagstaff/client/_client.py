@@ -230,10 +230,13 @@ class Client:
 
     async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
         await self.aclose()
-        if self._task_group is None:
-            return None
-        # The task group is left in the scope it was entered in.
-        return await self._task_group.__aexit__(*exc_info)
+        if self._task_group is not None:
+            # The task group is left in the scope it was entered in, once its
+            # tasks (cancelled by aclose) are done. An exception of the
+            # caller's block is not handed to it, so that it propagates as
+            # it was raised rather than wrapped in an exception group.
+            await self._task_group.__aexit__(None, None, None)
+        return None
 
     async def aclose(self) -> None:
         """
