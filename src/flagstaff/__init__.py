@@ -5,6 +5,7 @@ compiled core.
 
 from ._errors import ConfigError, ErrorCode, FlagError
 from ._version import __version__
+from .amplitude import AmplitudeEmitter
 from .client import (
     AutoPoll,
     Client,
@@ -23,6 +24,7 @@ from .core import Config, EvaluationDetails, User
 
 
 __all__ = (
+    "AmplitudeEmitter",
     "AutoPoll",
     "Client",
     "ClientClosedError",

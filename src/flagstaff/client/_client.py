@@ -151,6 +151,15 @@ class Client:
     :param on_flag_evaluated: called with the :class:`EvaluationDetails` of
         every evaluation (the Amplitude emitter attaches here).
     :param on_error: called with a message for every error.
+    :param emitter: an :class:`~flagstaff.AmplitudeEmitter` (or anything
+        with its ``exposure`` and ``assignment`` methods) that records the
+        evaluations; the caller opens and closes it.
+    :param evaluation_events: what `emitter` records of each evaluation with
+        a user: ``"exposures"`` (one per user and variant a day, after the
+        emitter's dedup), ``"assignments"`` (one event per call, all the
+        flags of a ``get_all_values`` together), or None. Evaluations that
+        served the default are skipped by the emitter unless it is told
+        otherwise.
     """
 
     def __init__(
@@ -172,6 +181,8 @@ class Client:
         on_config_changed: Hook = None,
         on_flag_evaluated: Hook = None,
         on_error: Hook = None,
+        emitter: Any = None,
+        evaluation_events: Optional[str] = "exposures",
     ) -> None:
         local_only = (
             overrides is not None
@@ -196,6 +207,13 @@ class Client:
         interval = next((getattr(self._polling, name) for name in ("interval", "ttl", "poll_interval")
                          if hasattr(self._polling, name)), None)
         self._stale_after = stale_after or (3 * interval if interval else math.inf)
+        if evaluation_events not in ("exposures", "assignments", None):
+            raise ValueError(
+                f"evaluation_events is 'exposures', 'assignments' or None, "
+                f"not {evaluation_events!r}"
+            )
+        self._emitter = emitter
+        self._evaluation_events = evaluation_events if emitter is not None else None
         self._hooks = {
             "ready": on_ready, "changed": on_config_changed,
             "evaluated": on_flag_evaluated, "error": on_error,
@@ -281,7 +299,7 @@ class Client:
             # Ready, nothing to wait for or to re-read: straight to memory.
             config = self._snapshot.config
             return default if config is None else config.get_value(key, default, user)
-        if self._hooks["evaluated"] is not None:
+        if self._listened:
             return (await self.get_value_details(key, default, user)).value
         snapshot = await self._current()
         return snapshot.get_value(key, default, user)
@@ -296,7 +314,7 @@ class Client:
         snapshot = await self._current()
         user = user if user is not None else self.default_user
         details = snapshot.get_value_details(key, default, user)
-        self._call("evaluated", details)
+        self._evaluated([details])
         return details
 
     async def get_all_values(self, user: Optional[User] = None) -> dict[str, Any]:
@@ -305,15 +323,34 @@ class Client:
         """
         snapshot = await self._current()
         user = user if user is not None else self.default_user
-        if self._hooks["evaluated"] is None or snapshot.config is None:
+        if not self._listened or snapshot.config is None:
             return snapshot.get_all_values(user)
-        values = {}
-        for details in snapshot.config.get_all_value_details(user):
+        evaluated = snapshot.config.get_all_value_details(user)
+        for details in evaluated:
             stamp_fetch_time(details, snapshot.fetch_time)
+        self._evaluated(evaluated)
+        return {details.key: details.value for details in evaluated
+                if not details.is_default_value}
+
+    @property
+    def _listened(self) -> bool:
+        # Someone wants each evaluation's details: the hook or the emitter.
+        return self._hooks["evaluated"] is not None or self._evaluation_events is not None
+
+    def _evaluated(self, evaluated: list) -> None:
+        for details in evaluated:
             self._call("evaluated", details)
-            if not details.is_default_value:
-                values[details.key] = details.value
-        return values
+        if self._evaluation_events is None:
+            return
+        try:
+            if self._evaluation_events == "exposures":
+                for details in evaluated:
+                    self._emitter.exposure(details)
+            else:
+                self._emitter.assignment(evaluated)
+        except Exception as exc:
+            logger.warning("the emitter refused an evaluation: %r", exc)
+            self._report(f"the emitter refused an evaluation: {exc!r}")
 
     def snapshot(self) -> Snapshot:
         """
@@ -366,7 +403,7 @@ class Client:
             not self._closed
             and not isinstance(self._polling, LazyLoad)
             and (self._overrides is None or not self._overrides.is_file)
-            and self._hooks["evaluated"] is None
+            and not self._listened
         )
 
     def _call(self, hook: str, *args: Any) -> None:
