@@ -4,11 +4,16 @@ The ``flagstaff`` command.
 ``flagstaff eval`` evaluates settings of a config file for a few users and
 prints what each user is served and why. With no arguments it evaluates the
 ``onboardingFeature`` flag of the example config shipped with flagstaff.
+
+``flagstaff evaluate`` evaluates settings for every user of a Parquet or CSV
+file and writes the served values to a Parquet or CSV file, streaming record
+batches in bounded memory (it needs ``pip install 'flagstaff[arrow]'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from importlib import resources
@@ -99,6 +104,87 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_file(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("pyarrow") is None:
+        raise _MissingExtraError(
+            "reading and writing Parquet and CSV needs pyarrow: "
+            "pip install 'flagstaff[arrow]'"
+        )
+    from .batch import _command
+
+    return _command.run(args)
+
+
+class _MissingExtraError(RuntimeError):
+    pass
+
+
+def _add_evaluate_file(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "evaluate",
+        help="evaluate settings for every user of a Parquet or CSV file",
+        description="Evaluates settings for every user (row) of a Parquet or "
+                    "CSV file, whose columns are user attributes (Identifier, "
+                    "Email, Country or custom ones; an empty cell or a null "
+                    "is a missing attribute), and writes one column per "
+                    "setting to a Parquet or CSV file, batch by batch. CSV "
+                    "cells are read as text.",
+    )
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="a config_v6 JSON file")
+    source.add_argument("--sdk-key", metavar="KEY",
+                        help="download the config of this SDK key once")
+    command.add_argument("--base-url", metavar="URL",
+                         help="with --sdk-key: a server other than ConfigCat's "
+                              "CDN (a proxy or a flagstaff relay)")
+    command.add_argument("--users", required=True, metavar="FILE",
+                         help="the users: .parquet, .pq, .csv, .csv.gz, ...")
+    command.add_argument("--key", action="append", metavar="KEY",
+                         help="a setting key; repeat for more (default: all "
+                              "of the config's)")
+    command.add_argument("--output", required=True, metavar="FILE",
+                         help="where to write: .parquet, .pq, .csv, .csv.gz, ...")
+    command.add_argument("--identifier", default="Identifier", metavar="COLUMN",
+                         help="the column of the users' identifiers "
+                              "(default: %(default)s)")
+    command.add_argument("--keep", action="append", metavar="COLUMN",
+                         help="a column of the users file to copy to the "
+                              "output, such as Identifier; repeat for more")
+    command.add_argument("--batch-size", type=int, default=65536, metavar="ROWS",
+                         help="rows per record batch (default: %(default)s); "
+                              "memory grows with it, not with the file")
+    command.add_argument("--threads", type=int, metavar="N",
+                         help="threads that evaluate (default: one per core)")
+    command.add_argument("--variation-ids", action="store_true",
+                         help="also write a '<key>:variation_id' column per key")
+
+
+def _add_relay_parser(commands: argparse._SubParsersAction) -> None:
+    from .relay import _command
+
+    relay = commands.add_parser(
+        "relay",
+        help="serve configs to long-polling clients",
+        description="Serves configs on ConfigCat's CDN path and holds each "
+                    "request that asks for it (Prefer: wait=N) until its "
+                    "config changes. The configs come from local files, "
+                    "from ConfigCat's CDN, or from PUT /admin/configs/SDK_KEY; "
+                    "GET /health reports them. Needs "
+                    "pip install 'flagstaff[relay]'.",
+    )
+    _command.add_arguments(relay)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from .relay import _command
+
+    try:
+        return _command.run(args)
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"flagstaff relay: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     Runs the ``flagstaff`` command; returns its exit status.
@@ -124,13 +210,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           help="a user; repeat for more")
     evaluate.add_argument("--json", action="store_true",
                           help="print one JSON object per evaluation")
+    _add_evaluate_file(commands)
+    _add_relay_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "relay":
+        return _relay(args)
+    if args.command == "evaluate" and args.base_url and not args.sdk_key:
+        parser.error("--base-url goes with --sdk-key")
 
     try:
+        if args.command == "evaluate":
+            return _evaluate_file(args)
         return _evaluate(args)
-    except (ConfigError, OSError, ValueError) as exc:
+    except (ConfigError, OSError, ValueError, _MissingExtraError) as exc:
         print(f"flagstaff {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"flagstaff {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
