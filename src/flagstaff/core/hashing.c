@@ -28,6 +28,51 @@ static inline void store_be64(uint8_t *p, uint64_t v)
     store_be32(p + 4, (uint32_t)v);
 }
 
+/* ---- Message buffering, shared by both hashes ----------------------------
+ * Both absorb 64-byte blocks and pad the same way (FIPS 180-4 §5.1.1): a 1
+ * bit, zeros up to 56 mod 64, then the length in bits, big-endian. */
+typedef void (*compress_fn)(uint32_t *state, const uint8_t *blocks,
+                            size_t count);
+
+static void absorb(uint32_t *state, uint8_t block[64], size_t *used,
+                   uint64_t *length, const uint8_t *p, size_t size,
+                   compress_fn compress)
+{
+    *length += size;
+    if (*used) {
+        size_t take = 64 - *used < size ? 64 - *used : size;
+        memcpy(block + *used, p, take);
+        *used += take;
+        p += take;
+        size -= take;
+        if (*used < 64)
+            return;
+        compress(state, block, 1);
+        *used = 0;
+    }
+    if (size >= 64) {
+        compress(state, p, size / 64);
+        p += size & ~(size_t)63;
+        size &= 63;
+    }
+    memcpy(block, p, size);
+    *used = size;
+}
+
+static void pad(uint32_t *state, uint8_t block[64], size_t used,
+                uint64_t length, compress_fn compress)
+{
+    block[used++] = 0x80;
+    if (used > 56) {
+        memset(block + used, 0, 64 - used);
+        compress(state, block, 1);
+        used = 0;
+    }
+    memset(block + used, 0, 56 - used);
+    store_be64(block + 56, length * 8);
+    compress(state, block, 1);
+}
+
 /* ---- SHA-1 ------------------------------------------------------------ */
 
 /* The portable rounds. The schedule lives in a 16-word ring, and each group
@@ -141,15 +186,12 @@ static int cpu_has_sha_ni(void)
 }
 #endif
 
-typedef void (*sha1_blocks_fn)(uint32_t state[5], const uint8_t *data,
-                               size_t blocks);
-
 /* Chosen once, on first use: the SHA extensions where the CPU has them. */
-static sha1_blocks_fn sha1_blocks_impl;
+static compress_fn sha1_blocks_impl;
 
 static void sha1_blocks(uint32_t state[5], const uint8_t *data, size_t blocks)
 {
-    sha1_blocks_fn impl = sha1_blocks_impl;
+    compress_fn impl = sha1_blocks_impl;
     if (!impl) {
         impl = sha1_blocks_portable;
 #ifdef FS_HAVE_SHA_NI
@@ -181,44 +223,13 @@ void fs_sha1_init(fs_sha1 *ctx)
 
 void fs_sha1_update(fs_sha1 *ctx, const void *data, size_t size)
 {
-    const uint8_t *p = data;
-    ctx->length += size;
-    if (ctx->used) {
-        size_t take = 64 - ctx->used;
-        if (take > size)
-            take = size;
-        memcpy(ctx->block + ctx->used, p, take);
-        ctx->used += take;
-        p += take;
-        size -= take;
-        if (ctx->used < 64)
-            return;
-        sha1_blocks(ctx->state, ctx->block, 1);
-        ctx->used = 0;
-    }
-    if (size >= 64) {
-        sha1_blocks(ctx->state, p, size / 64);
-        p += size & ~(size_t)63;
-        size &= 63;
-    }
-    memcpy(ctx->block, p, size);
-    ctx->used = size;
+    absorb(ctx->state, ctx->block, &ctx->used, &ctx->length, data, size,
+           sha1_blocks);
 }
 
-/* Padding (§5.1.1): a 1 bit, zeros up to 56 mod 64, then the message
- * length in bits as a 64-bit big-endian number. */
 void fs_sha1_final(fs_sha1 *ctx, uint8_t digest[20])
 {
-    uint64_t bits = ctx->length * 8;
-    ctx->block[ctx->used++] = 0x80;
-    if (ctx->used > 56) {
-        memset(ctx->block + ctx->used, 0, 64 - ctx->used);
-        sha1_blocks(ctx->state, ctx->block, 1);
-        ctx->used = 0;
-    }
-    memset(ctx->block + ctx->used, 0, 56 - ctx->used);
-    store_be64(ctx->block + 56, bits);
-    sha1_blocks(ctx->state, ctx->block, 1);
+    pad(ctx->state, ctx->block, ctx->used, ctx->length, sha1_blocks);
     for (int i = 0; i < 5; i++)
         store_be32(digest + 4 * i, ctx->state[i]);
 }
@@ -291,41 +302,21 @@ void fs_sha256_init(fs_sha256 *ctx)
     ctx->used = 0;
 }
 
+static void sha256_blocks(uint32_t *state, const uint8_t *data, size_t count)
+{
+    for (; count; count--, data += 64)
+        sha256_block(state, data);
+}
+
 void fs_sha256_update(fs_sha256 *ctx, const void *data, size_t size)
 {
-    const uint8_t *p = data;
-    ctx->length += size;
-    if (ctx->used) {
-        size_t take = 64 - ctx->used;
-        if (take > size)
-            take = size;
-        memcpy(ctx->block + ctx->used, p, take);
-        ctx->used += take;
-        p += take;
-        size -= take;
-        if (ctx->used < 64)
-            return;
-        sha256_block(ctx->state, ctx->block);
-        ctx->used = 0;
-    }
-    for (; size >= 64; p += 64, size -= 64)
-        sha256_block(ctx->state, p);
-    memcpy(ctx->block, p, size);
-    ctx->used = size;
+    absorb(ctx->state, ctx->block, &ctx->used, &ctx->length, data, size,
+           sha256_blocks);
 }
 
 void fs_sha256_final(fs_sha256 *ctx, uint8_t digest[32])
 {
-    uint64_t bits = ctx->length * 8;
-    ctx->block[ctx->used++] = 0x80;
-    if (ctx->used > 56) {
-        memset(ctx->block + ctx->used, 0, 64 - ctx->used);
-        sha256_block(ctx->state, ctx->block);
-        ctx->used = 0;
-    }
-    memset(ctx->block + ctx->used, 0, 56 - ctx->used);
-    store_be64(ctx->block + 56, bits);
-    sha256_block(ctx->state, ctx->block);
+    pad(ctx->state, ctx->block, ctx->used, ctx->length, sha256_blocks);
     for (int i = 0; i < 8; i++)
         store_be32(digest + 4 * i, ctx->state[i]);
 }
