@@ -195,6 +195,7 @@ class Client:
         self._cache = cache if cache is not None else MemoryCache()
         self._cache_key = cache_key(sdk_key)
         self._overrides = overrides
+        self._local_only = local_only
         self._offline = offline or local_only
         self.default_user = default_user
         self._own_http = http_client is None
@@ -204,7 +205,9 @@ class Client:
         self._fetcher = Fetcher(
             self._http, sdk_key, base_url, data_governance, self._polling.code, __version__
         )
-        interval = next((getattr(self._polling, name) for name in ("interval", "ttl", "poll_interval")
+        # A config is stale after three of the mode's intervals.
+        interval = next((getattr(self._polling, name)
+                         for name in ("interval", "ttl", "poll_interval")
                          if hasattr(self._polling, name)), None)
         self._stale_after = stale_after or (3 * interval if interval else math.inf)
         if evaluation_events not in ("exposures", "assignments", None):
@@ -594,7 +597,7 @@ class Client:
 
     async def _sync_cache(self) -> None:
         """Adopts a newer config another process left in the cache."""
-        if self._overrides is not None and self._overrides.behaviour is OverrideBehaviour.LOCAL_ONLY:
+        if self._local_only:
             return
         try:
             value = await self._cache.get(self._cache_key)
