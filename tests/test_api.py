@@ -11,7 +11,8 @@ from flagstaff.cli import main, parse_user
 
 def test_all_is_sorted_and_complete():
     public = {name for name in dir(flagstaff) if not name.startswith("_")}
-    modules = {"amplitude", "batch", "cli", "client", "config", "core", "relay"}
+    modules = {"amplitude", "batch", "cli", "client", "config", "core", "experiment",
+               "openfeature", "relay", "testing"}
     assert list(flagstaff.__all__) == sorted(flagstaff.__all__)
     assert set(flagstaff.__all__) == public - modules
 

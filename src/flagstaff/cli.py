@@ -185,6 +185,45 @@ def _relay(args: argparse.Namespace) -> int:
         return 2
 
 
+def user_from_json(text: str) -> User:
+    """
+    A user from a JSON object: ``Identifier``, ``Email`` and ``Country``,
+    and any other attribute as custom.
+
+    :raises ValueError: when `text` is not a JSON object.
+    """
+    try:
+        attributes = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"--user is not JSON: {exc}") from exc
+    if not isinstance(attributes, dict):
+        raise ValueError("--user is a JSON object, e.g. '{\"Identifier\": \"u1\"}'")
+    identifier = attributes.pop("Identifier", None)
+    email, country = attributes.pop("Email", None), attributes.pop("Country", None)
+    return User(identifier, email=email, country=country, custom=attributes)
+
+
+def _add_explain_parser(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="tell why a user gets a setting's value",
+        description="Explains, rule by rule, why the user given is served "
+                    "what they are served for one setting of a config.",
+    )
+    explain.add_argument("config", help="a config_v6 JSON file")
+    explain.add_argument("key", help="the setting key")
+    explain.add_argument("--user", metavar="JSON", default=None,
+                         help='the user as a JSON object, e.g. \'{"Identifier": '
+                              '"u1", "plan": "free"}\' (default: no user)')
+
+
+def _explain(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    user = user_from_json(args.user) if args.user is not None else None
+    print(config.explain(args.key, user))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     Runs the ``flagstaff`` command; returns its exit status.
@@ -211,6 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     evaluate.add_argument("--json", action="store_true",
                           help="print one JSON object per evaluation")
     _add_evaluate_file(commands)
+    _add_explain_parser(commands)
     _add_relay_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "relay":
@@ -221,6 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "evaluate":
             return _evaluate_file(args)
+        if args.command == "explain":
+            return _explain(args)
         return _evaluate(args)
     except (ConfigError, OSError, ValueError, _MissingExtraError) as exc:
         print(f"flagstaff {args.command}: {exc}", file=sys.stderr)

@@ -134,6 +134,7 @@ cdef class EvaluationDetails:
     cdef readonly object matched_option
     cdef readonly object user
     cdef readonly object fetch_time
+    cdef object _config         # the Config that evaluated it, for explain()
 
     def __init__(self, str key, value, *, variation_id=None,
                  bint is_default_value=False, error=None,
@@ -149,6 +150,14 @@ cdef class EvaluationDetails:
         self.matched_option = matched_option
         self.user = user
         self.fetch_time = fetch_time
+
+    def explain(self):
+        """
+        Why this value was served, in words (see :meth:`Config.explain`).
+        """
+        if self._config is None:
+            return f"No config evaluated '{self.key}': {self.error}"
+        return (<Config>self._config).explain(self.key, self.user)
 
     def __repr__(self):
         text = (f"EvaluationDetails(key={self.key!r}, value={self.value!r}, "
@@ -785,10 +794,14 @@ cdef class Config:
         _start(&evaluation, self, user)
         cdef int status = fs_evaluate(&evaluation.ctx, <object>found, &result)
         message = _finish(&evaluation)
+        cdef EvaluationDetails details
         if status < 0:
-            return _details(key, default, None, user, _evaluation_error(
+            details = _details(key, default, None, user, _evaluation_error(
                 key, default, message), ErrorCode.INVALID_CONFIG_MODEL)
-        return self._served_details(key, user, &result)
+        else:
+            details = self._served_details(key, user, &result)
+        details._config = self
+        return details
 
     def get_all_values(self, user=None):
         """
@@ -806,6 +819,32 @@ cdef class Config:
         finally:
             _finish(&evaluation)
         return values
+
+    def explain(self, str key, user=None):
+        """
+        Why `user` is served what they are served for setting `key`, in
+        words: each targeting rule and condition with its outcome, the
+        segments and prerequisites evaluated, the percentage bucket and the
+        option it selected. Traced from the core's own evaluation.
+
+        :return: the explanation, several lines of text.
+        """
+        cdef PyObject *found = PyDict_GetItem(self._index, key)
+        if found is NULL:
+            return f"Setting '{key}' is not in the config; it has: " + ", ".join(
+                f"'{k}'" for k in self._keys)
+        cdef list events = []
+        cdef fs_result result
+        cdef _Evaluation evaluation
+        _start(&evaluation, self, user)
+        evaluation.ctx.trace = _record_trace
+        evaluation.ctx.trace_sink = <void *>events
+        cdef int status = fs_evaluate(&evaluation.ctx, <object>found, &result)
+        message = _finish(&evaluation)
+        from flagstaff.core._explain import explain
+        value = self._values[result.served.slot] if status == 0 else None
+        return explain(self.model, self._keys, key, user, events,
+                       value if status == 0 else None, message)
 
     def get_all_value_details(self, user=None):
         """
@@ -937,6 +976,11 @@ cdef object _finish(_Evaluation *ev):
         PyMem_Free(ev.attrs)
         PyMem_Free(ev.resolved)
     return message
+
+
+cdef void _record_trace(void *sink, int event, int32_t a, int32_t b,
+                        int32_t c) noexcept with gil:
+    (<list>sink).append((event, a, b, c))
 
 
 cdef EvaluationDetails _details(str key, default, variation_id, user,

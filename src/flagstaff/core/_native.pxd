@@ -131,10 +131,19 @@ cdef extern from "evaluate.h" nogil:
     ctypedef int (*fs_resolver)(void *source, int32_t index, fs_attr *out,
                                 fs_scratch *scratch) noexcept
 
+    enum:
+        FS_TRACE_SETTING, FS_TRACE_CONDITION, FS_TRACE_SEGMENT_CONDITION
+        FS_TRACE_BUCKET, FS_TRACE_SERVED, FS_TRACE_FAILED
+
+    ctypedef void (*fs_tracer)(void *sink, int event, int32_t a, int32_t b,
+                               int32_t c) noexcept
+
     ctypedef struct fs_context:
         fs_scratch scratch
         int resolver_failed
         char message[512]
+        fs_tracer trace
+        void *trace_sink
 
     void fs_context_init(fs_context *ctx, const fs_config *config,
                          int has_user, fs_resolver resolve, void *source,

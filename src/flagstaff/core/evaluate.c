@@ -70,6 +70,8 @@ void fs_context_init(fs_context *ctx, const fs_config *config, int has_user,
     ctx->depth = 0;
     ctx->peak = 0;
     ctx->memo = NULL;
+    ctx->trace = NULL;
+    ctx->trace_sink = NULL;
     ctx->resolver_failed = 0;
     ctx->message[0] = '\0';
 }
@@ -78,6 +80,12 @@ void fs_context_release(fs_context *ctx)
 {
     fs_scratch_release(&ctx->scratch);
 }
+
+#define TRACE(ctx, event, a, b, c)                                        \
+    do {                                                                   \
+        if ((ctx)->trace)                                                  \
+            (ctx)->trace((ctx)->trace_sink, (event), (a), (b), (c));       \
+    } while (0)
 
 static int fail(fs_context *ctx, const char *message)
 {
@@ -454,6 +462,7 @@ static int segment_condition(fs_context *ctx, const fs_setting *setting,
     for (int i = 0; i < segment->condition_count; i++) {
         int r = user_condition(ctx, &segment->conditions[i], setting->salt,
                                segment->name);
+        TRACE(ctx, FS_TRACE_SEGMENT_CONDITION, c->target, i, r);
         /* An unevaluable condition leaves membership unknown either way. */
         if (r == COND_FAILED || r == COND_CANNOT)
             return r;
@@ -530,7 +539,8 @@ static int prerequisite_condition(fs_context *ctx, const fs_condition *c)
 
 /* All conditions of a rule must hold; the first that does not ends it. */
 static int conditions_hold(fs_context *ctx, const fs_setting *setting,
-                           const fs_condition *conditions, int count)
+                           int32_t rule, const fs_condition *conditions,
+                           int count)
 {
     for (int i = 0; i < count; i++) {
         const fs_condition *c = &conditions[i];
@@ -549,6 +559,7 @@ static int conditions_hold(fs_context *ctx, const fs_setting *setting,
             /* A condition of no known kind is passed over, as there. */
             continue;
         }
+        TRACE(ctx, FS_TRACE_CONDITION, rule, i, r);
         if (r != COND_TRUE)
             return r;
     }
@@ -560,6 +571,7 @@ static int serve(fs_context *ctx, const fs_served *served, int32_t rule,
 {
     if (served->error)
         return fail(ctx, served->error);
+    TRACE(ctx, FS_TRACE_SERVED, rule, option, 0);
     out->served = *served;
     out->rule = rule;
     out->option = option;
@@ -571,7 +583,7 @@ static int serve(fs_context *ctx, const fs_served *served, int32_t rule,
  * the option index, -1 when the options do not apply (no user, attribute
  * missing, percentages summing below the bucket), or -2 on failure. */
 static int pick_option(fs_context *ctx, const fs_setting *setting,
-                       const fs_option *options, int count)
+                       int32_t rule, const fs_option *options, int count)
 {
     if (count == 0 || !ctx->has_user)
         return -1;
@@ -596,6 +608,7 @@ static int pick_option(fs_context *ctx, const fs_setting *setting,
 
     int bucket = fs_bucket(setting->key.ptr, setting->key.size, text.ptr,
                            text.size);
+    TRACE(ctx, FS_TRACE_BUCKET, bucket, rule, count);
     int64_t cumulative = 0;
     for (int i = 0; i < count; i++) {
         cumulative += options[i].percentage;
@@ -614,6 +627,7 @@ static int evaluate_rules(fs_context *ctx, int32_t index, fs_result *out)
     ctx->stack[ctx->depth++] = index;
     if (ctx->depth > ctx->peak)
         ctx->peak = ctx->depth;
+    TRACE(ctx, FS_TRACE_SETTING, index, ctx->depth, 0);
     int status = -1;
     for (int r = 0; r < setting->rule_count; r++) {
         const fs_rule *rule = &setting->rules[r];
@@ -623,7 +637,7 @@ static int evaluate_rules(fs_context *ctx, int32_t index, fs_result *out)
                 fail(ctx, rule->served.error);
                 goto done;
             }
-            int held = conditions_hold(ctx, setting, rule->conditions,
+            int held = conditions_hold(ctx, setting, r, rule->conditions,
                                        rule->condition_count);
             if (held == COND_FAILED)
                 goto done;
@@ -636,7 +650,7 @@ static int evaluate_rules(fs_context *ctx, int32_t index, fs_result *out)
         }
         /* A rule that serves percentage options, or one without conditions,
          * applies its options; if they do not apply, the next rule goes. */
-        int option = pick_option(ctx, setting, rule->options,
+        int option = pick_option(ctx, setting, r, rule->options,
                                  rule->option_count);
         if (option == -2)
             goto done;
@@ -646,7 +660,7 @@ static int evaluate_rules(fs_context *ctx, int32_t index, fs_result *out)
         }
     }
 
-    int option = pick_option(ctx, setting, setting->options,
+    int option = pick_option(ctx, setting, -1, setting->options,
                              setting->option_count);
     if (option == -2)
         goto done;
@@ -655,6 +669,8 @@ static int evaluate_rules(fs_context *ctx, int32_t index, fs_result *out)
     else
         status = serve(ctx, &setting->value, -1, -1, out);
 done:
+    if (status < 0)
+        TRACE(ctx, FS_TRACE_FAILED, index, 0, 0);
     ctx->depth--;
     return status;
 }
@@ -668,7 +684,7 @@ done:
 static int evaluate_setting(fs_context *ctx, int32_t index, fs_result *out)
 {
     int acyclic = ctx->config->settings[index].acyclic;
-    if (acyclic && ctx->memo && ctx->memo[index].known) {
+    if (acyclic && ctx->memo && !ctx->trace && ctx->memo[index].known) {
         const fs_memo *memo = &ctx->memo[index];
         if (ctx->depth + memo->height > FS_MAX_DEPTH)
             return fail(ctx, "Prerequisite flags are nested too deeply.");

@@ -144,6 +144,23 @@ typedef int (*fs_resolver)(void *source, int32_t index, fs_attr *out,
  * until Python's recursion limit, a few hundred flags. */
 #define FS_MAX_DEPTH 256
 
+/* What a trace reports, in evaluation order (see fs_context.trace):
+ * SETTING (setting, depth) as a setting's evaluation starts; CONDITION
+ * (rule, condition, outcome) and SEGMENT_CONDITION (segment, condition,
+ * outcome) with outcome 1 true, 0 false, 2 cannot evaluate; BUCKET (bucket,
+ * rule or -1, option count) when a percentage bucket is computed; SERVED
+ * (rule, option) and FAILED as it ends. */
+enum {
+    FS_TRACE_SETTING = 1,
+    FS_TRACE_CONDITION,
+    FS_TRACE_SEGMENT_CONDITION,
+    FS_TRACE_BUCKET,
+    FS_TRACE_SERVED,
+    FS_TRACE_FAILED,
+};
+typedef void (*fs_tracer)(void *sink, int event, int32_t a, int32_t b,
+                          int32_t c);
+
 /* A setting's result remembered within one user's evaluation, so that a
  * prerequisite asked for many times is evaluated once. */
 typedef struct fs_result fs_result;
@@ -162,6 +179,8 @@ typedef struct {
     int depth;
     int peak;                   /* the deepest `depth` reached */
     fs_memo *memo;              /* allocated at the first prerequisite */
+    fs_tracer trace;            /* NULL (the default): no trace, no cost */
+    void *trace_sink;
     int resolver_failed;        /* the resolver reported an error */
     char message[512];          /* why the last evaluation failed */
 } fs_context;
