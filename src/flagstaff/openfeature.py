@@ -375,17 +375,10 @@ class FlagstaffProvider(AbstractProvider):
         )
 
     def _sync(self, key, default, context, check, kind) -> FlagResolutionDetails[Any]:
-        user = to_user(context)
-        if user is None:
-            user = self.client.default_user
         # An object flag is a text setting: the default handed to flagstaff
         # is only served on errors, where OpenFeature's default wins anyway.
-        snapshot = self.client.snapshot()
-        details = snapshot.get_value_details(key, _plain(default), user)
-        # XXX: the snapshot does not tell the client's listeners (the emitter's
-        # exposures, on_flag_evaluated); the client's own hand-off does.
-        self.client._evaluated([details])
-        return _resolve(details, default, check, kind, snapshot.config)
+        details = self.client.evaluate_now(key, _plain(default), to_user(context))
+        return _resolve(details, default, check, kind, self.client.snapshot().config)
 
     async def _async(self, key, default, context, check, kind):
         details = await self.client.get_value_details(

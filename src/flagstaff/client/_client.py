@@ -314,9 +314,20 @@ class Client:
         :meth:`get_value` with what served the value and the config's
         download time (``fetch_time``).
         """
-        snapshot = await self._current()
+        await self._current()
+        return self.evaluate_now(key, default, user)
+
+    def evaluate_now(
+        self, key: str, default: Any, user: Optional[User] = None
+    ) -> EvaluationDetails:
+        """
+        :meth:`get_value_details` without waiting, for synchronous callers
+        (OpenFeature's sync API): evaluates the config held now, serving
+        `default` while there is none, and tells the listeners
+        (``on_flag_evaluated``, the emitter) as the awaitable does.
+        """
         user = user if user is not None else self.default_user
-        details = snapshot.get_value_details(key, default, user)
+        details = self._snapshot.get_value_details(key, default, user)
         self._evaluated([details])
         return details
 
