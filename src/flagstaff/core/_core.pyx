@@ -843,8 +843,8 @@ cdef class Config:
         message = _finish(&evaluation)
         from flagstaff.core._explain import explain
         value = self._values[result.served.slot] if status == 0 else None
-        return explain(self.model, self._keys, key, user, events,
-                       value if status == 0 else None, message)
+        return explain(self.model, self._keys, key, user, events, value,
+                       message if status < 0 else None)
 
     def get_all_value_details(self, user=None):
         """
