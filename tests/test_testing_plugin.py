@@ -287,3 +287,24 @@ def test_plugin_leaves_tests_that_use_none_of_it_alone(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=1)
+
+
+def test_sink_reads_the_experiment_it_recorded():
+    config = onboarding().to_config()
+    sink = MemorySink()
+    served = {}
+    for n in range(400):
+        user = User(f"user-{n}", custom={"plan": "free" if n % 5 else "premium"})
+        details = config.get_value_details("onboardingFeature", "?", user)
+        sink.exposure(details)
+        served[user.identifier] = (details.value, n % 3 == 0)
+        if n % 3 == 0:
+            sink.track("Subscribed to Premium", user=user)
+
+    result = sink.readout("onboardingFeature")
+
+    expected = Counter(value for value, _ in served.values())
+    converted = Counter(value for value, won in served.values() if won)
+    counts = {v.variant: (v.exposed, v.conversions) for v in result.variants}
+    assert counts == {v: (expected[v], converted[v]) for v in expected}
+    assert set(counts) == set(ONBOARDING_SPLIT)

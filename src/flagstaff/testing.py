@@ -49,6 +49,7 @@ import pytest
 
 if TYPE_CHECKING:
     from flagstaff import Client, Config
+    from flagstaff.experiment import Readout
 
 __all__ = (
     "CDN",
@@ -547,6 +548,9 @@ class Exposure:
     variation_id: Optional[str]
     user_id: Optional[str]
     details: Any
+    experiment_key: Optional[str] = None
+    #: when it was reported, in ms since the epoch
+    time: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -559,6 +563,8 @@ class Tracked:
     user_id: Optional[str]
     event_properties: dict[str, Any]
     fields: dict[str, Any]
+    #: the ``time`` given, or when it was tracked, in ms since the epoch
+    time: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -570,6 +576,8 @@ class Identify:
     user_id: Optional[str]
     properties: dict[str, Any]
     fields: dict[str, Any]
+    #: the ``time`` given, or when it was recorded, in ms since the epoch
+    time: Optional[int] = None
 
 
 class MemorySink:
@@ -581,7 +589,8 @@ class MemorySink:
 
     Like the emitter, it leaves out evaluations without a user id and, unless
     ``skip_defaults=False``, those that served the default or failed; unlike
-    it, it keeps repeats (there is no dedup window) and sends nothing.
+    it, it keeps repeats (there is no dedup window) and sends nothing. Each
+    record has its ``time``: the one given, or when it was recorded.
     """
 
     def __init__(self, *, skip_defaults: bool = True) -> None:
@@ -595,11 +604,19 @@ class MemorySink:
         self.skipped = 0
 
     def exposure(
-        self, details: Any, *, user_id: Optional[str] = None, **fields: Any
+        self,
+        details: Any,
+        *,
+        user_id: Optional[str] = None,
+        experiment_key: Optional[str] = None,
+        time: Union[int, datetime, None] = None,
+        **fields: Any,
     ) -> bool:
         """
         Records the exposure of one evaluation.
 
+        :param time: when it happened, ms since the epoch or a datetime
+            (default: now); the emitter takes no time, its clock's now.
         :return: True when recorded; False when skipped.
         """
         from flagstaff.amplitude._events import variant_of
@@ -614,7 +631,10 @@ class MemorySink:
         variant = variant_of(details.value, details.variation_id)
         value, variation_id = details.value, details.variation_id
         self.exposures.append(
-            Exposure(details.key, variant, value, variation_id, user_id, details)
+            Exposure(
+                details.key, variant, value, variation_id, user_id, details,
+                experiment_key, _ms_of(time),
+            )
         )
         return True
 
@@ -659,9 +679,9 @@ class MemorySink:
         """
         if user_id is None and user is not None:
             user_id = getattr(user, "identifier", None)
-        self.tracked.append(
-            Tracked(event_type, user_id, dict(event_properties or {}), fields)
-        )
+        properties = dict(event_properties or {})
+        when = _ms_of(fields.get("time"))
+        self.tracked.append(Tracked(event_type, user_id, properties, fields, when))
         return True
 
     def identify(
@@ -677,7 +697,10 @@ class MemorySink:
         """
         if user_id is None and user is not None:
             user_id = getattr(user, "identifier", None)
-        self.identifies.append(Identify(user_id, dict(properties or {}), fields))
+        when = _ms_of(fields.get("time"))
+        self.identifies.append(
+            Identify(user_id, dict(properties or {}), fields, when)
+        )
         return True
 
     def variants_of(self, flag_key: str) -> dict[str, Optional[str]]:
@@ -694,6 +717,21 @@ class MemorySink:
         """
         return [event for event in self.tracked if event.event_type == event_type]
 
+    def readout(self, flag_key: str, **options: Any) -> Readout:
+        """
+        Reads the experiment on one flag from the recorded events, as
+        :func:`flagstaff.experiment.readout_from_events` does (conversions
+        count only at or after the user's first exposure).
+
+        :param options: ``readout_from_events``'s (``conversion_event``,
+            ``where``, ``start``, ``end``, ``control``, ``weights``, ...).
+        :return: the :class:`~flagstaff.experiment.Readout`.
+        :raises ValueError: when nothing exposed anyone to ``flag_key``.
+        """
+        from flagstaff.experiment import readout_from_events
+
+        return readout_from_events(self, flag_key, **options)
+
     def clear(self) -> None:
         """
         Forgets every recorded event.
@@ -708,6 +746,15 @@ class MemorySink:
         return self.skip_defaults and (
             details.is_default_value or details.error is not None
         )
+
+
+def _ms_of(when: Union[int, datetime, None]) -> int:
+    if when is None:
+        return time.time_ns() // 1_000_000
+    if isinstance(when, datetime):
+        # As the emitter converts it (a naive datetime is local time).
+        return int(when.timestamp() * 1000)
+    return when
 
 
 # -- fixtures ----------------------------------------------------------------
