@@ -65,6 +65,7 @@ def _simulate(seed: int = 2026, users: int = 2000) -> list[Person]:
         if plan == "free" and rng.random() < 0.03:
             # upgraded after the window: still free as the window ends
             person.plans.append((END_MS + DAY, "premium"))
+        upgrades = plan == "free" and rng.random() < 0.2
         variant = rng.choice(variants)
         place = rng.random()
         if place < 0.05:
@@ -84,6 +85,10 @@ def _simulate(seed: int = 2026, users: int = 2000) -> list[Person]:
         if rng.random() < RATES[variant]:
             at = first if rng.random() < 0.05 else first + rng.randrange(0, 2 * DAY)
             person.conversions.append(at)
+            if upgrades:
+                # subscribing makes them premium: they stay in the free
+                # segment they were exposed in
+                person.plans.append((at + 1, "premium"))
             if rng.random() < 0.1:
                 person.conversions.append(at + HOUR)
         people.append(person)
@@ -94,7 +99,8 @@ def _expected(people, start=START_MS, end=END_MS, plan="free"):
     """
     Users exposed and converted per variant, by the rules of the readout:
     exposures and conversions in the window, the first variant, a conversion
-    at or after the first exposure, the plan as of the end of the window.
+    at or after the first exposure, the plan at the first exposure (set at or
+    before it, else the first one set after it, in the window).
     """
     start = float("-inf") if start is None else start
     end = float("inf") if end is None else end
@@ -103,10 +109,13 @@ def _expected(people, start=START_MS, end=END_MS, plan="free"):
         seen = sorted(e for e in person.exposures if start <= e[0] < end)
         if not seen:
             continue
-        known = [p for p in sorted(person.plans) if p[0] < end]
-        if plan is not None and (not known or known[-1][1] != plan):
-            continue
         first, variant = seen[0]
+        known = [p for p in sorted(person.plans) if p[0] < end]
+        before = [p for p in known if p[0] <= first]
+        after = [p for p in known if p[0] > first]
+        at_exposure = before[-1] if before else (after[0] if after else None)
+        if plan is not None and (at_exposure is None or at_exposure[1] != plan):
+            continue
         entry = counts.setdefault(variant, [0, 0])
         entry[0] += 1
         entry[1] += any(first <= t < end for t in person.conversions)
@@ -433,3 +442,32 @@ def test_the_event_time_text_is_utc():
     assert readout_from_events(events, FLAG, start=START).variant("default").exposed
     with pytest.raises(ValueError, match="no exposures"):
         readout_from_events(events, FLAG, start=START_MS + 1)
+
+
+def test_where_reads_the_properties_a_user_had_when_first_exposed():
+    def exposure(user, when, variant):
+        return {"event_type": "$exposure", "user_id": user, "time": when,
+                "event_properties": {"flag_key": FLAG, "variant": variant}}
+
+    def identify(user, when, plan):
+        return {"event_type": "$identify", "user_id": user, "time": when,
+                "user_properties": {"$set": {"plan": plan}}}
+
+    events = [
+        # identified a moment after the exposure, as the demo does it
+        exposure("late-identify", 1_000, "a"), identify("late-identify", 1_001, "free"),
+        # free when exposed; subscribing made them premium
+        identify("upgrader", 500, "free"), exposure("upgrader", 1_000, "b"),
+        {"event_type": CONVERSION, "user_id": "upgrader", "time": 2_000},
+        identify("upgrader", 2_001, "premium"),
+        # premium all along
+        identify("premium", 500, "premium"), exposure("premium", 1_000, "a"),
+        # premium when exposed, free later on
+        identify("downgrader", 500, "premium"), exposure("downgrader", 1_000, "b"),
+        identify("downgrader", 3_000, "free"),
+    ]
+    free = readout_from_events(events, FLAG, where={"plan": "free"}, control="a")
+    counts = {v.variant: (v.exposed, v.conversions) for v in free.variants}
+    assert counts == {"a": (1, 0), "b": (1, 1)}
+    premium = readout_from_events(events, FLAG, where={"plan": "premium"}, control="a")
+    assert {v.variant: v.exposed for v in premium.variants} == {"a": 1, "b": 1}

@@ -122,19 +122,22 @@ def readout_from_events(
     not count**, since the variant cannot have caused it (the notes say how
     many users converted only before).
 
-    ``where`` keeps the users whose properties match: for each name, the
-    latest value known for the user by the end of the window (from the
-    ``$set``, ``$setOnce`` and ``$unset`` of their events, or from the
-    ``user_properties`` snapshots of exported events, before or in the
-    window) equals the value given. A property the conversion itself changes
-    (``plan`` becoming ``premium`` on ``"Subscribed to Premium"``) makes a
-    biased filter: it drops exactly the converted users.
+    ``where`` keeps the users whose properties matched when they were first
+    exposed: for each name, the value set last at or before their first
+    exposure (from the ``$set``, ``$setOnce`` and ``$unset`` of their events,
+    or from the ``user_properties`` snapshots of exported events), or, when
+    nothing was set by then, the first value set after it and before the end
+    of the window (an identify sent just after the exposure) equals the value
+    given. A later change, such as ``plan`` becoming ``premium`` with
+    ``"Subscribed to Premium"``, does not move a user out of the segment they
+    were exposed in: filtering on it would drop exactly the users who converted.
 
     :param events: the events, their file, or a memory sink.
     :param flag_key: the flag of the experiment.
     :param conversion_event: the event type of a conversion.
     :param where: user property to value, all of which must match; or a
-        predicate given the user's latest properties as a dict.
+        predicate given the user's properties at their first exposure as a
+        dict.
     :param start: the start of the window (inclusive), a datetime (naive
         means UTC) or ms since the epoch; default: unbounded.
     :param end: the end of the window (exclusive), as ``start``.
@@ -169,7 +172,8 @@ def readout_from_events(
 class _Tally:
     """
     Per user: the time and variant of the first exposure, a second variant
-    if any, the time of the last conversion, and the latest properties.
+    if any, the time of the last conversion, and every value their
+    properties took, with its time.
     """
 
     def __init__(
@@ -193,8 +197,8 @@ class _Tally:
         self.other: dict[Any, Any] = {}
         #: user -> time of the latest conversion in the window
         self.converted: dict[Any, float] = {}
-        #: user -> property -> (time, value), the latest value known
-        self.properties: dict[Any, dict[str, tuple[float, Any]]] = {}
+        #: user -> property -> [(time, value), ...] in the order read
+        self.properties: dict[Any, dict[str, list[tuple[float, Any]]]] = {}
         self.tracks_properties = where is not None
         self.names = frozenset(where) if isinstance(where, Mapping) else None
 
@@ -247,7 +251,7 @@ class _Tally:
         pairs, converted = [], set()
         left_out = converted_before = 0
         for user, (when, variant) in self.first.items():
-            if self.where is not None and not self._matches(user):
+            if self.where is not None and not self._matches(user, when):
                 left_out += 1
                 continue
             pairs.append((user, variant))
@@ -320,16 +324,19 @@ class _Tally:
             elif name == "$setOnce":
                 for key, item in value.items():
                     if (names is None or key in names) and key not in known:
-                        known[key] = (when, item)
+                        _remember(known, key, when, item)
 
-    def _matches(self, user: Any) -> bool:
+    def _matches(self, user: Any, exposed_at: float) -> bool:
         known = self.properties.get(user, {})
-        latest = {name: value for name, (_, value) in known.items()
-                  if value is not _UNSET}
+        current = {}
+        for name, history in known.items():
+            value = _value_at(history, exposed_at)
+            if value is not _UNSET:
+                current[name] = value
         where = self.where
         if isinstance(where, Mapping):
-            return all(latest.get(name) == value for name, value in where.items())
-        return bool(where(latest))
+            return all(current.get(name) == value for name, value in where.items())
+        return bool(where(current))
 
     def _scope(self) -> str:
         parts = []
@@ -341,12 +348,30 @@ class _Tally:
 
 
 def _remember(
-    known: dict[str, tuple[float, Any]], name: str, when: float, value: Any
+    known: dict[str, list[tuple[float, Any]]], name: str, when: float, value: Any
 ) -> None:
-    # The latest value wins; of two at the same time, the one read last.
-    previous = known.get(name)
-    if previous is None or when >= previous[0]:
-        known[name] = (when, value)
+    history = known.get(name)
+    if history is None:
+        known[name] = [(when, value)]
+    elif history[-1] != (when, value):
+        history.append((when, value))
+
+
+def _value_at(history: list[tuple[float, Any]], moment: float) -> Any:
+    """
+    The value a property had at `moment`: the one set last at or before it
+    (of two set at the same time, the one read last), or else the first one
+    set after it; :data:`_UNSET` when unset.
+    """
+    before = after = None
+    for entry in history:
+        if entry[0] <= moment:
+            if before is None or entry[0] >= before[0]:
+                before = entry
+        elif after is None or entry[0] < after[0]:
+            after = entry
+    chosen = before if before is not None else after
+    return _UNSET if chosen is None else chosen[1]
 
 
 def _first_of(properties: Mapping[str, Any], names: tuple[str, str]) -> Any:
