@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-peers clean
 
 # The main job on embedded defaults: the example config's onboardingFeature
 # flag evaluated for eight example users.
@@ -19,6 +19,15 @@ test: $(VENV)/.installed
 # flagstaff and configcat-client side by side, with the speed-up per group.
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/compare.py
+
+# flagstaff beside the other Python SDKs that evaluate locally (LaunchDarkly,
+# GrowthBook, Unleash, Flagsmith, configcat-client) and under OpenFeature.
+bench-peers: $(VENV)/.peers-installed
+	$(BIN)/python benchmarks/peers.py
+
+$(VENV)/.peers-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[bench,peers,openfeature]"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard src/flagstaff/core/*.c src/flagstaff/core/*.h src/flagstaff/core/*.pyx src/flagstaff/core/*.pxd)
 	$(PYTHON) -m venv $(VENV)
