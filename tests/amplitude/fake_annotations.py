@@ -189,7 +189,8 @@ class FakeAnnotations:
 
         with self._lock:
             annotation = {"id": self._next_id, "date": params["date"],
-                          "label": params["label"], "details": params.get("details", "")}
+                          "label": params["label"],
+                          "details": params.get("details", "")}
             if "chart_id" in params:
                 annotation["chart_id"] = params["chart_id"]
             self._next_id += 1

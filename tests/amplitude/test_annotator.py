@@ -286,3 +286,9 @@ def test_bad_arguments_are_value_errors(arguments, message):
 def test_an_unknown_zone_is_a_value_error():
     with pytest.raises(ValueError, match="server_zone"):
         ChartAnnotator(API_KEY, SECRET_KEY, APP_ID, server_zone="APAC")
+
+
+async def test_an_error_of_the_block_propagates_as_raised(annotation_api):
+    with pytest.raises(KeyError, match="the caller's"):
+        async with make(annotation_api):
+            raise KeyError("the caller's")

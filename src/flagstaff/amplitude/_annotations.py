@@ -330,8 +330,10 @@ class ChartAnnotator:
             await self.aclose()
         finally:
             assert self._task_group is not None
-            result = await self._task_group.__aexit__(*exc_info)
-        return result
+            # The caller's exception is not handed to the task group, so
+            # that it propagates as raised rather than in an exception group.
+            await self._task_group.__aexit__(None, None, None)
+        return None
 
     # -- sending ------------------------------------------------------------------
 
