@@ -5,7 +5,7 @@ compiled core.
 
 from ._errors import ConfigError, ErrorCode, FlagError
 from ._version import __version__
-from .amplitude import AmplitudeEmitter
+from .amplitude import AmplitudeEmitter, ChartAnnotator
 from .client import (
     AutoPoll,
     Client,
@@ -19,16 +19,18 @@ from .client import (
     RefreshResult,
     Snapshot,
 )
-from .config import FlagOverrides, OverrideBehaviour
+from .config import ConfigChange, FlagOverrides, OverrideBehaviour
 from .core import Config, EvaluationDetails, User
 
 
 __all__ = (
     "AmplitudeEmitter",
     "AutoPoll",
+    "ChartAnnotator",
     "Client",
     "ClientClosedError",
     "Config",
+    "ConfigChange",
     "ConfigError",
     "DataGovernance",
     "ErrorCode",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from importlib import resources
 from typing import Optional, Sequence
@@ -22,6 +23,10 @@ from typing import Optional, Sequence
 from . import Config, ConfigError, User
 
 __all__ = ("main",)
+
+#: where ``flagstaff relay --amplitude-annotations`` reads the Amplitude
+#: project's API key, secret key and app id
+AMPLITUDE_VARIABLES = ("AMPLITUDE_API_KEY", "AMPLITUDE_SECRET_KEY", "AMPLITUDE_APP_ID")
 
 EXAMPLE_USERS = (
     "user-1:plan=free",
@@ -173,13 +178,61 @@ def _add_relay_parser(commands: argparse._SubParsersAction) -> None:
                     "pip install 'flagstaff[relay]'.",
     )
     _command.add_arguments(relay)
+    _add_annotation_arguments(relay)
+
+
+def _add_annotation_arguments(relay: argparse.ArgumentParser) -> None:
+    variables = ", ".join(f"${name}" for name in AMPLITUDE_VARIABLES)
+    group = relay.add_argument_group("Amplitude chart annotations")
+    group.add_argument(
+        "--amplitude-annotations", action="store_true",
+        help="mark every flag change of a served config on the charts of an "
+             f"Amplitude project, with the keys of {variables} (never given on "
+             "the command line, which the process list shows)")
+    group.add_argument(
+        "--amplitude-server-zone", type=str.upper, choices=("US", "EU"),
+        default="US", help="where the Amplitude project lives (default: US)")
+    group.add_argument(
+        "--amplitude-server-url", metavar="URL",
+        help="post the annotations to this base URL instead of Amplitude's "
+             "(a proxy, a test server)")
+    group.add_argument(
+        "--amplitude-chart-id", metavar="ID",
+        help="annotate this chart only (default: every chart of the project)")
+
+
+def _chart_annotator(args: argparse.Namespace):
+    """
+    The annotator that ``--amplitude-annotations`` asks for, or None.
+
+    :raises ValueError: when a key is missing from the environment.
+    """
+    if not args.amplitude_annotations:
+        return None
+    from .amplitude import ChartAnnotator
+
+    missing = [name for name in AMPLITUDE_VARIABLES if not os.environ.get(name)]
+    if missing:
+        raise ValueError("--amplitude-annotations needs the environment variables "
+                         + ", ".join(missing))
+    api_key, secret_key, app_id = (os.environ[name] for name in AMPLITUDE_VARIABLES)
+    return ChartAnnotator(
+        api_key, secret_key, app_id, server_zone=args.amplitude_server_zone,
+        server_url=args.amplitude_server_url, chart_id=args.amplitude_chart_id,
+    )
 
 
 def _relay(args: argparse.Namespace) -> int:
     from .relay import _command
 
     try:
-        return _command.run(args)
+        # The relay knows no Amplitude: it hands each change to a hook, and
+        # runs the annotator behind the hook for as long as it serves.
+        annotator = _chart_annotator(args)
+        if annotator is None:
+            return _command.run(args)
+        return _command.run(args, on_flags_changed=annotator.post_change,
+                            services=[annotator])
     except (ConfigError, OSError, ValueError) as exc:
         print(f"flagstaff relay: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """
-Fixtures of the emitter's tests: a fake Amplitude on 127.0.0.1 for the
-session, emptied for every test, and a recorder of outcomes.
+Fixtures of the emitter's and the annotator's tests: a fake Amplitude and a
+fake of its chart annotation API on 127.0.0.1 for the session, emptied for
+every test, and a recorder of outcomes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from amplitude_helpers import Outcomes
 from flagstaff.amplitude import AmplitudeEmitter
+import fake_annotations
 from fake_amplitude import API_KEY, HOST, FakeAmplitude, Server, serve
 
 
@@ -92,3 +94,20 @@ def make_emitter(amplitude: Server, outcomes: Outcomes):
 
     return make
 
+
+
+@pytest.fixture(scope="session")
+def _annotation_api() -> Iterator[fake_annotations.Server]:
+    with fake_annotations.serve(fake_annotations.FakeAnnotations()) as running:
+        yield running
+
+
+@pytest.fixture
+def annotation_api(
+    _annotation_api: fake_annotations.Server,
+) -> Iterator[fake_annotations.Server]:
+    """
+    The fake chart annotation API, emptied for this test.
+    """
+    with fake_annotations.fresh(_annotation_api) as server:
+        yield server

@@ -1,6 +1,7 @@
 """
 Fixtures of the relay's tests: relays on 127.0.0.1 started per test, a fake
-CDN for the upstream, and both anyio backends.
+CDN for the upstream, a fake of Amplitude's chart annotation API, and both
+anyio backends.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-# The fake CDN lives with the client's tests; the relay's tests use it too.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
+# The fake CDN lives with the client's tests, the fake chart annotation API
+# with the Amplitude tests; the relay's tests use them too.
+_TESTS = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(_TESTS / "client"))
+sys.path.insert(0, str(_TESTS / "amplitude"))
 
+import fake_annotations  # noqa: E402
 from cdn import HOST, FakeCDN, Server, serve  # noqa: E402
 from relays import Running, run_relay  # noqa: E402
 
@@ -88,3 +93,20 @@ def upstream2(_upstreams: tuple[Server, Server]) -> Iterator[Server]:
     A second fake CDN (another base URL), emptied for this test.
     """
     yield from _fresh(_upstreams[1])
+
+
+@pytest.fixture(scope="session")
+def _annotation_api() -> Iterator[fake_annotations.Server]:
+    with fake_annotations.serve(fake_annotations.FakeAnnotations()) as running:
+        yield running
+
+
+@pytest.fixture
+def annotation_api(
+    _annotation_api: fake_annotations.Server,
+) -> Iterator[fake_annotations.Server]:
+    """
+    The fake chart annotation API, emptied for this test.
+    """
+    with fake_annotations.fresh(_annotation_api) as server:
+        yield server

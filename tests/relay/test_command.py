@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cdn import free_port
+from fake_annotations import API_KEY, APP_ID, SECRET_KEY
 from relays import FIRST, KEY, SECOND, TOKEN
 
 from flagstaff import __version__
@@ -102,4 +103,65 @@ async def test_the_command_serves_publishes_and_shuts_down_gracefully(tmp_path):
     assert "answering 1 held requests" in text
     for secret in (KEY, other, TOKEN):
         assert secret not in text
+    assert "Traceback" not in text
+
+
+def test_annotations_need_their_keys_in_the_environment(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(FIRST)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", "an-api-key-0123456789")
+    monkeypatch.delenv("AMPLITUDE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("AMPLITUDE_APP_ID", raising=False)
+    assert main(["relay", "--config", f"{KEY}={path}", "--amplitude-annotations"]) == 2
+    error = capsys.readouterr().err
+    assert "AMPLITUDE_SECRET_KEY, AMPLITUDE_APP_ID" in error
+    assert "an-api-key-0123456789" not in error
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_command_annotates_a_changed_config_file(tmp_path, annotation_api):
+    path = tmp_path / "config.json"
+    path.write_text(FIRST)
+    port = free_port()
+    log = tmp_path / "relay.log"
+    environment = {**os.environ, "AMPLITUDE_API_KEY": API_KEY,
+                   "AMPLITUDE_SECRET_KEY": SECRET_KEY, "AMPLITUDE_APP_ID": APP_ID}
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flagstaff", "relay", "--config", f"{KEY}={path}",
+             "--port", str(port), "--log-level", "debug", "--amplitude-annotations",
+             "--amplitude-server-url", annotation_api.url],
+            env=environment, stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            with anyio.fail_after(15):
+                while True:
+                    try:
+                        if (await http.get(f"http://127.0.0.1:{port}/health")
+                                ).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert process.poll() is None, log.read_text()
+                    await anyio.sleep(0.05)
+        path.write_text(SECOND)
+        with anyio.fail_after(10):
+            while not annotation_api.app.stored():
+                assert process.poll() is None, log.read_text()
+                await anyio.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+
+    (request,) = annotation_api.app.posts()
+    assert request.credentials == (API_KEY, SECRET_KEY)
+    assert request.params["label"].startswith(f"flagstaff ...{KEY[-6:]}: premiumBadge")
+    text = log.read_text()
+    assert "chart annotation" in text and "posted" in text
+    assert SECRET_KEY not in text and KEY not in text
     assert "Traceback" not in text

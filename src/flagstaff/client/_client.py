@@ -18,7 +18,13 @@ import httpx
 
 from .._errors import ErrorCode, FlagError
 from .._version import __version__
-from ..config import FlagOverrides, OverrideBehaviour, decode_config, merge_models
+from ..config import (
+    FlagOverrides,
+    OverrideBehaviour,
+    decode_config,
+    describe_change,
+    merge_models,
+)
 from ..core import Config, EvaluationDetails, User
 from ..core._core import stamp_fetch_time
 from ._cache import CacheEntry, ConfigCache, MemoryCache, cache_key
@@ -148,6 +154,12 @@ class Client:
     :param on_ready: called once, when the first config arrived or the
         initial wait ran out.
     :param on_config_changed: called with the new :class:`Config`.
+    :param on_flags_changed: called with a
+        :class:`~flagstaff.config.ConfigChange` (named by the SDK key's
+        redacted form) when a download, or the shared cache, replaced the
+        config with one that serves something different; not for the first
+        config, nor for a config that changed only in its bytes. A
+        :class:`~flagstaff.amplitude.ChartAnnotator`'s ``post_change`` fits.
     :param on_flag_evaluated: called with the :class:`EvaluationDetails` of
         every evaluation (the Amplitude emitter attaches here).
     :param on_error: called with a message for every error.
@@ -179,6 +191,7 @@ class Client:
         stale_after: Optional[float] = None,
         on_ready: Hook = None,
         on_config_changed: Hook = None,
+        on_flags_changed: Hook = None,
         on_flag_evaluated: Hook = None,
         on_error: Hook = None,
         emitter: Any = None,
@@ -219,7 +232,8 @@ class Client:
         self._evaluation_events = evaluation_events if emitter is not None else None
         self._hooks = {
             "ready": on_ready, "changed": on_config_changed,
-            "evaluated": on_flag_evaluated, "error": on_error,
+            "flags_changed": on_flags_changed, "evaluated": on_flag_evaluated,
+            "error": on_error,
         }
         self._snapshot = Snapshot()
         self._remote_model = None
@@ -574,6 +588,18 @@ class Client:
         if changed:
             logger.info("new config in effect (ETag %s)", snapshot.etag)
             self._call("changed", config)
+            if held.config is not None and self._hooks["flags_changed"] is not None:
+                self._tell_flags_changed(held.config, config)
+
+    def _tell_flags_changed(self, previous: Config, config: Config) -> None:
+        try:
+            change = describe_change(previous, config, name=redact(self._sdk_key))
+        except Exception as exc:
+            logger.warning("the change of config could not be described: %r", exc)
+            self._report(f"the change of config could not be described: {exc!r}")
+            return
+        if change:
+            self._call("flags_changed", change)
 
     def _compile(self, model) -> Config:
         self._remote_model = model

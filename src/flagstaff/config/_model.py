@@ -18,6 +18,7 @@ import msgspec
 from .._errors import ConfigError
 
 __all__ = (
+    "COMPARATORS",
     "Condition",
     "ConfigModel",
     "PercentageOption",
@@ -32,6 +33,22 @@ __all__ = (
     "TargetingRule",
     "UserCondition",
     "decode_config",
+)
+
+
+#: the names of the comparators of user conditions, by id (0..35)
+COMPARATORS = (
+    "IS ONE OF", "IS NOT ONE OF", "CONTAINS ANY OF", "NOT CONTAINS ANY OF",
+    "IS ONE OF (semver)", "IS NOT ONE OF (semver)", "< (semver)", "<= (semver)",
+    "> (semver)", ">= (semver)", "= (number)", "!= (number)", "< (number)",
+    "<= (number)", "> (number)", ">= (number)", "IS ONE OF (hashed)",
+    "IS NOT ONE OF (hashed)", "BEFORE", "AFTER", "EQUALS (hashed)",
+    "NOT EQUALS (hashed)", "STARTS WITH ANY OF (hashed)",
+    "NOT STARTS WITH ANY OF (hashed)", "ENDS WITH ANY OF (hashed)",
+    "NOT ENDS WITH ANY OF (hashed)", "ARRAY CONTAINS ANY OF (hashed)",
+    "ARRAY NOT CONTAINS ANY OF (hashed)", "EQUALS", "NOT EQUALS",
+    "STARTS WITH ANY OF", "NOT STARTS WITH ANY OF", "ENDS WITH ANY OF",
+    "NOT ENDS WITH ANY OF", "ARRAY CONTAINS ANY OF", "ARRAY NOT CONTAINS ANY OF",
 )
 
 

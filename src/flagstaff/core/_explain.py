@@ -7,24 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..config._model import COMPARATORS
+
 __all__ = ("explain",)
 
 # Trace events, as evaluate.h numbers them.
 SETTING, CONDITION, SEGMENT_CONDITION, BUCKET, SERVED, FAILED = range(1, 7)
 
-COMPARATORS = (
-    "IS ONE OF", "IS NOT ONE OF", "CONTAINS ANY OF", "NOT CONTAINS ANY OF",
-    "IS ONE OF (semver)", "IS NOT ONE OF (semver)", "< (semver)", "<= (semver)",
-    "> (semver)", ">= (semver)", "= (number)", "!= (number)", "< (number)",
-    "<= (number)", "> (number)", ">= (number)", "IS ONE OF (hashed)",
-    "IS NOT ONE OF (hashed)", "BEFORE", "AFTER", "EQUALS (hashed)",
-    "NOT EQUALS (hashed)", "STARTS WITH ANY OF (hashed)",
-    "NOT STARTS WITH ANY OF (hashed)", "ENDS WITH ANY OF (hashed)",
-    "NOT ENDS WITH ANY OF (hashed)", "ARRAY CONTAINS ANY OF (hashed)",
-    "ARRAY NOT CONTAINS ANY OF (hashed)", "EQUALS", "NOT EQUALS",
-    "STARTS WITH ANY OF", "NOT STARTS WITH ANY OF", "ENDS WITH ANY OF",
-    "NOT ENDS WITH ANY OF", "ARRAY CONTAINS ANY OF", "ARRAY NOT CONTAINS ANY OF",
-)
 
 OUTCOMES = {0: "false", 1: "true", 2: "cannot evaluate (attribute or user missing, "
                                       "or not of a usable kind)"}

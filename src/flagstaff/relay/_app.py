@@ -18,7 +18,8 @@ import random
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional, Union
+from contextlib import AsyncExitStack
+from typing import Any, AsyncContextManager, Callable, Optional, Union
 
 import anyio
 import msgspec
@@ -26,6 +27,7 @@ from anyio.abc import TaskGroup
 
 from .._errors import ConfigError
 from ..client._fetch import DataGovernance, redact
+from ..config import ConfigChange
 from ._configs import Feed, Version
 from ._sources import CDNSource, FileSource, Source
 
@@ -92,6 +94,17 @@ class Relay:
     :param shutdown_timeout: seconds :meth:`shutdown` waits for the held
         requests' answers to go out.
     :param max_admin_configs: how many SDK keys the admin endpoint may add.
+    :param on_flags_changed: called with a :class:`~flagstaff.config.ConfigChange`
+        each time a publish (from a source or the admin endpoint) replaced a
+        config with one that serves something different; not for a key's
+        first config. The change is named by the SDK key's redacted form.
+        It is called on the relay's event loop once the new config is
+        served, so it must return at once (say, by enqueueing: a
+        :class:`~flagstaff.amplitude.ChartAnnotator`'s ``post_change``);
+        what it raises is logged and does not touch the publish.
+    :param services: async context managers the lifespan enters before the
+        sources start and leaves after the held requests are answered, such
+        as what `on_flags_changed` hands its work to.
     :raises ValueError: for a limit out of range, or two sources of one key.
     """
 
@@ -112,6 +125,8 @@ class Relay:
         init_wait: float = 5.0,
         shutdown_timeout: float = 5.0,
         max_admin_configs: int = 1000,
+        on_flags_changed: Optional[Callable[[ConfigChange], Any]] = None,
+        services: Iterable[AsyncContextManager[Any]] = (),
     ) -> None:
         if max_held < 0:
             raise ValueError(f"max_held is negative: {max_held}")
@@ -121,12 +136,15 @@ class Relay:
         if admin_token is not None and not admin_token.strip():
             raise ValueError("the admin token is empty")
         self._sources = list(sources)
+        self._on_flags_changed = on_flags_changed
+        self._services = list(services)
         self._feeds: dict[str, Feed] = {}
         for source in self._sources:
             if source.sdk_key in self._feeds:
                 label = redact(source.sdk_key)
                 raise ValueError(f"two sources for the SDK key {label}")
-            self._feeds[source.sdk_key] = Feed(source.sdk_key, source.kind)
+            self._feeds[source.sdk_key] = Feed(source.sdk_key, source.kind,
+                                               on_flags_changed)
         self._admin_token = admin_token.encode() if admin_token is not None else None
         self._max_held = max_held
         self._max_requests = max_held + 1000 if max_requests is None else max_requests
@@ -169,7 +187,7 @@ class Relay:
         feed = self._feeds.get(sdk_key)
         if feed is not None:
             return feed.publish(raw)
-        feed = Feed(sdk_key, "admin")
+        feed = Feed(sdk_key, "admin", self._on_flags_changed)
         feed.publish(raw)
         self._feeds[sdk_key] = feed
         self._admin_configs += 1
@@ -228,18 +246,29 @@ class Relay:
         message = await receive()
         if message["type"] != "lifespan.startup":
             return
-        async with anyio.create_task_group() as tasks:
+        # The services outlive the sources: what a last publish handed them
+        # is still theirs to finish when the relay stops.
+        async with AsyncExitStack() as services:
             try:
-                await self._start(tasks)
+                for service in self._services:
+                    await services.enter_async_context(service)
             except Exception as exc:
-                logger.exception("the relay failed to start")
+                logger.exception("a service of the relay failed to start")
                 await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-                tasks.cancel_scope.cancel()
                 return
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await self.shutdown()
-            tasks.cancel_scope.cancel()
+            async with anyio.create_task_group() as tasks:
+                try:
+                    await self._start(tasks)
+                except Exception as exc:
+                    logger.exception("the relay failed to start")
+                    await send({"type": "lifespan.startup.failed",
+                                "message": repr(exc)})
+                    tasks.cancel_scope.cancel()
+                    return
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+                await self.shutdown()
+                tasks.cancel_scope.cancel()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _start(self, tasks: TaskGroup) -> None:
@@ -563,7 +592,8 @@ def create_app(
     :param sdk_keys: SDK keys whose configs come from ConfigCat's CDN, or
         from `base_url`, polled every `poll_interval` seconds.
     :param admin_token: enables ``PUT /admin/configs/{sdk_key}``.
-    :param options: the limits of :class:`Relay` (``max_held`` and others).
+    :param options: the limits and hooks of :class:`Relay` (``max_held``,
+        ``on_flags_changed`` and others).
     :raises ValueError: for a bad limit, or a key given twice.
     """
     sources: list[Source] = [

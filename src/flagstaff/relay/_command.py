@@ -8,9 +8,12 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterable
+from typing import Any, AsyncContextManager, Callable, Optional
 
 from .._version import __version__
 from ..client._fetch import DataGovernance, check_sdk_key, redact
+from ..config import ConfigChange
 from ._app import Relay
 from ._sources import CDNSource, FileSource, Source
 
@@ -109,10 +112,18 @@ def _raise_file_limit(wanted: int) -> None:
                        "that --max-held asks for", soft, wanted)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    args: argparse.Namespace,
+    *,
+    on_flags_changed: Optional[Callable[[ConfigChange], Any]] = None,
+    services: Iterable[AsyncContextManager[Any]] = (),
+) -> int:
     """
     Runs the relay the arguments describe until SIGINT or SIGTERM.
 
+    :param on_flags_changed: the relay's hook for changed flags.
+    :param services: what the relay's lifespan runs beside it, as
+        :class:`~flagstaff.relay.Relay` describes.
     :raises ValueError: for a bad argument.
     :raises OSError: when a config file cannot be read.
     :raises ConfigError: when a config file is not a config_v6 document.
@@ -127,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     token = args.admin_token or None
     if not sources and token is None:
         raise ValueError("nothing to serve: give --config, --sdk-key or --admin-token")
-    relay = Relay(sources, admin_token=token, max_held=args.max_held)
+    relay = Relay(sources, admin_token=token, max_held=args.max_held,
+                  on_flags_changed=on_flags_changed, services=services)
     if token is not None and len(token) < 16:
         logger.warning("the admin token has fewer than 16 characters: easy to guess")
 

@@ -1,7 +1,7 @@
 """
 What a relay serves: per SDK key a feed holding the current config version
 (its bytes, strong ETag and ready-made response headers) and the requests
-held until that version is replaced.
+held until that version is replaced; and who is told what flags changed.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..client._fetch import redact
-from ..config import decode_config
+from ..config import ConfigChange, ConfigModel, decode_config, describe_change
 
 __all__ = ("Feed", "Version", "etag_of")
 
@@ -59,12 +59,21 @@ class Feed:
     requests held on the current version.
 
     Every method runs in the relay's event loop.
+
+    :param on_flags_changed: called with a :class:`~flagstaff.config.ConfigChange`
+        (named by the redacted key) once a publish that replaced a config
+        took effect, when the new one serves something different.
     """
 
     __slots__ = ("sdk_key", "label", "source", "version", "waiters", "held",
-                 "checked_at", "error")
+                 "checked_at", "error", "on_flags_changed", "_model")
 
-    def __init__(self, sdk_key: str, source: str) -> None:
+    def __init__(
+        self,
+        sdk_key: str,
+        source: str,
+        on_flags_changed: Optional[Callable[[ConfigChange], Any]] = None,
+    ) -> None:
         self.sdk_key = sdk_key
         #: the key as log lines and the health page show it
         self.label = redact(sdk_key)
@@ -78,6 +87,9 @@ class Feed:
         self.checked_at: Optional[float] = None
         #: why the source's last attempt failed, or None
         self.error: Optional[str] = None
+        self.on_flags_changed = on_flags_changed
+        #: the decoded `version`, kept only to tell the hook what changed
+        self._model: Optional[ConfigModel] = None
 
     def publish(self, raw: bytes) -> bool:
         """
@@ -92,7 +104,7 @@ class Feed:
         if current is not None and current.body == raw:
             self.confirm()
             return False
-        decode_config(raw)
+        model = decode_config(raw)
 
         version = self.version = Version(bytes(raw))
         self.confirm()
@@ -103,7 +115,23 @@ class Feed:
             "config %s took effect (ETag %s, from %s, %d held requests answered)",
             self.label, version.etag, self.source, len(waiters),
         )
+        if self.on_flags_changed is not None:
+            previous, self._model = self._model, model
+            if previous is not None:
+                self._tell(previous, model)
         return True
+
+    def _tell(self, previous: ConfigModel, model: ConfigModel) -> None:
+        """
+        Calls the hook with what changed; it cannot fail the publish, which
+        has taken effect already.
+        """
+        try:
+            change = describe_change(previous, model, name=self.label)
+            if change:
+                self.on_flags_changed(change)
+        except Exception as exc:
+            logger.warning("the on_flags_changed hook of %s raised %r", self.label, exc)
 
     def confirm(self) -> None:
         """
