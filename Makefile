@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test bench bench-peers clean
 
-# The main job on embedded defaults: the example config's onboardingFeature
-# flag evaluated for eight example users.
-demo: $(VENV)/.installed
-	$(BIN)/flagstaff eval
+# The main job: the onboarding experiment end to end on 127.0.0.1 (a relay,
+# long-polling clients, emitters, the readout and the rollout). It installs
+# only what the demo needs, so a fresh clone gets to the report quickly.
+demo: $(VENV)/.demo-installed
+	$(BIN)/flagstaff demo
 
 # The whole test suite.
 test: $(VENV)/.installed
@@ -27,6 +28,11 @@ bench-peers: $(VENV)/.peers-installed
 
 $(VENV)/.peers-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[bench,peers,openfeature]"
+	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml setup.py $(wildcard src/flagstaff/core/*.c src/flagstaff/core/*.h src/flagstaff/core/*.pyx src/flagstaff/core/*.pxd)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard src/flagstaff/core/*.c src/flagstaff/core/*.h src/flagstaff/core/*.pyx src/flagstaff/core/*.pxd)

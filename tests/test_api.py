@@ -14,8 +14,8 @@ def test_all_is_sorted_and_complete():
     # loads flagstaff.testing as a plugin.)
     public = {name for name in dir(flagstaff)
               if not name.startswith("_") and name.isidentifier()}
-    modules = {"amplitude", "batch", "cli", "client", "config", "core", "experiment",
-               "openfeature", "relay", "testing"}
+    modules = {"amplitude", "batch", "cli", "client", "config", "core", "demo",
+               "experiment", "openfeature", "relay", "testing"}
     assert list(flagstaff.__all__) == sorted(flagstaff.__all__)
     assert set(flagstaff.__all__) == public - modules
 
@@ -90,3 +90,4 @@ def test_module_runs_as_a_command():
         capture_output=True, text=True, check=True,
     )
     assert '"value": "default"' in result.stdout
+

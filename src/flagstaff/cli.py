@@ -5,6 +5,9 @@ The ``flagstaff`` command.
 prints what each user is served and why. With no arguments it evaluates the
 ``onboardingFeature`` flag of the example config shipped with flagstaff.
 
+``flagstaff demo`` runs the onboarding experiment end to end on 127.0.0.1:
+a relay, long-polling clients, emitters, the readout and the rollout.
+
 ``flagstaff evaluate`` evaluates settings for every user of a Parquet or CSV
 file and writes the served values to a Parquet or CSV file, streaming record
 batches in bounded memory (it needs ``pip install 'flagstaff[arrow]'``).
@@ -164,6 +167,28 @@ def _add_evaluate_file(commands: argparse._SubParsersAction) -> None:
                          help="also write a '<key>:variation_id' column per key")
 
 
+def _add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    from .demo import _command
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the onboarding experiment end to end, on 127.0.0.1 only",
+        description=_command.DESCRIPTION,
+    )
+    _command.add_arguments(demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    missing = [name for name in ("uvicorn", "scipy")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise _MissingExtraError(f"the demo needs {' and '.join(missing)}: "
+                                 "pip install 'flagstaff[demo]'")
+    from .demo import _command
+
+    return _command.run(args)
+
+
 def _add_relay_parser(commands: argparse._SubParsersAction) -> None:
     from .relay import _command
 
@@ -302,6 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           help="a user; repeat for more")
     evaluate.add_argument("--json", action="store_true",
                           help="print one JSON object per evaluation")
+    _add_demo_parser(commands)
     _add_evaluate_file(commands)
     _add_explain_parser(commands)
     _add_relay_parser(commands)
@@ -316,6 +342,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _evaluate_file(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "demo":
+            return _demo(args)
         return _evaluate(args)
     except (ConfigError, OSError, ValueError, _MissingExtraError) as exc:
         print(f"flagstaff {args.command}: {exc}", file=sys.stderr)
