@@ -14,7 +14,6 @@ import pytest
 
 from amplitude_helpers import Outcomes
 from flagstaff.amplitude import AmplitudeEmitter
-import fake_annotations
 from fake_amplitude import API_KEY, HOST, FakeAmplitude, Server, serve
 
 
@@ -95,19 +94,3 @@ def make_emitter(amplitude: Server, outcomes: Outcomes):
     return make
 
 
-
-@pytest.fixture(scope="session")
-def _annotation_api() -> Iterator[fake_annotations.Server]:
-    with fake_annotations.serve(fake_annotations.FakeAnnotations()) as running:
-        yield running
-
-
-@pytest.fixture
-def annotation_api(
-    _annotation_api: fake_annotations.Server,
-) -> Iterator[fake_annotations.Server]:
-    """
-    The fake chart annotation API, emptied for this test.
-    """
-    with fake_annotations.fresh(_annotation_api) as server:
-        yield server

@@ -1,23 +1,17 @@
 """
 Fixtures of the client's integration tests: two fake CDNs on 127.0.0.1,
-emptied for every test, a fake of Amplitude's chart annotation API, and a
-recorder of the client's hooks.
+emptied for every test, and a recorder of the client's hooks (the fake
+chart annotation API is the root conftest's).
 """
 
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# The fake chart annotation API lives with the Amplitude tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "amplitude"))
-
-import fake_annotations  # noqa: E402
-from cdn import HOST, FakeCDN, Hooks, Server, serve  # noqa: E402
+from cdn import HOST, FakeCDN, Hooks, Server, serve
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -81,19 +75,3 @@ def cdn2(servers: tuple[Server, Server]) -> Iterator[Server]:
 def hooks() -> Hooks:
     return Hooks()
 
-
-@pytest.fixture(scope="session")
-def _annotation_api() -> Iterator[fake_annotations.Server]:
-    with fake_annotations.serve(fake_annotations.FakeAnnotations()) as running:
-        yield running
-
-
-@pytest.fixture
-def annotation_api(
-    _annotation_api: fake_annotations.Server,
-) -> Iterator[fake_annotations.Server]:
-    """
-    The fake chart annotation API, emptied for this test.
-    """
-    with fake_annotations.fresh(_annotation_api) as server:
-        yield server

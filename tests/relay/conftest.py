@@ -14,13 +14,10 @@ from pathlib import Path
 
 import pytest
 
-# The fake CDN lives with the client's tests, the fake chart annotation API
-# with the Amplitude tests; the relay's tests use them too.
+# The fake CDN lives with the client's tests; the relay's tests use it too.
 _TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(_TESTS / "client"))
-sys.path.insert(0, str(_TESTS / "amplitude"))
 
-import fake_annotations  # noqa: E402
 from cdn import HOST, FakeCDN, Server, serve  # noqa: E402
 from relays import Running, run_relay  # noqa: E402
 
@@ -94,19 +91,3 @@ def upstream2(_upstreams: tuple[Server, Server]) -> Iterator[Server]:
     """
     yield from _fresh(_upstreams[1])
 
-
-@pytest.fixture(scope="session")
-def _annotation_api() -> Iterator[fake_annotations.Server]:
-    with fake_annotations.serve(fake_annotations.FakeAnnotations()) as running:
-        yield running
-
-
-@pytest.fixture
-def annotation_api(
-    _annotation_api: fake_annotations.Server,
-) -> Iterator[fake_annotations.Server]:
-    """
-    The fake chart annotation API, emptied for this test.
-    """
-    with fake_annotations.fresh(_annotation_api) as server:
-        yield server
