@@ -155,16 +155,18 @@ def plot_report(report: DemoReport, path: Union[str, os.PathLike[str]]) -> None:
 
     figure, axes = pyplot.subplots(figsize=(7, 4.2), dpi=120)
     axes.bar(names, rates, color=colours, yerr=[below, above], capsize=6,
-             label=f"observed, {readout.confidence:.0%} Wilson interval")
+             error_kw={"ecolor": "#333333", "elinewidth": 1.2},
+             label=f"observed, with its {readout.confidence:.0%} Wilson interval")
     truth = [report.model.rates.get(name, 0.0) * 100 for name in names]
-    axes.scatter(names, truth, marker="_", s=900, color="black", zorder=3,
-                 label="hidden true rate")
+    axes.scatter(names, truth, marker="D", s=36, color="#c44e52", zorder=3,
+                 label="the hidden true rate")
     control = readout.variant(readout.control).rate * 100
     axes.axhline(control, color="grey", linestyle=":", linewidth=1)
     axes.set_ylabel("free users who subscribed (%)")
     winner = readout.winner or "none"
     axes.set_title(f"{FLAG_KEY}: conversion per variant (winner: {winner})")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper left", fontsize=8)
+    axes.set_ylim(0, max(v.high for v in readout.variants) * 100 * 1.25)
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
