@@ -241,6 +241,7 @@ def serve(app: FakeAnnotations, start_timeout: float = 10.0) -> Iterator[Server]
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((HOST, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
