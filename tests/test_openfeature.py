@@ -1,14 +1,12 @@
 """The OpenFeature provider, exercised through openfeature-sdk's client."""
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import anyio
 import pytest
-
-pytest.importorskip("openfeature")
-
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEvent
@@ -17,6 +15,11 @@ from openfeature.flag_evaluation import Reason
 from openfeature.track import TrackingEventDetails
 
 import flagstaff
+
+# The fake CDN lives with the client's tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
+
+from cdn import FakeCDN, serve  # noqa: E402
 
 SDK_KEY = "configcat-sdk-1/PKDVCLf-Hq-h-kCzMp-L7Q/HhOWfwVVZ0mxTiUgkUHhtw"
 ONBOARDING = (
@@ -349,3 +352,48 @@ async def test_a_client_given_is_used_as_is():
             "premiumBadge", False, EvaluationContext("u", {"plan": "premium"})
         )
         assert value is True
+
+
+@pytest.mark.anyio
+async def test_the_provider_is_ready_again_once_a_download_succeeds():
+    events = []
+
+    def record(details):
+        if details.provider_name == "flagstaff":
+            events.append(details)
+
+    client = api.get_client()
+    for event in ProviderEvent:
+        client.add_handler(event, record)
+    with serve(FakeCDN()) as cdn:
+        cdn.app.publish(SDK_KEY, json.dumps(SMALL))
+        from flagstaff.openfeature import FlagstaffProvider
+
+        provider = FlagstaffProvider(SDK_KEY, base_url=cdn.url,
+                                     polling=flagstaff.AutoPoll(interval=1))
+        async with provider:
+            await provider.client.get_value("enabled", False)   # the first config
+            api.set_provider_and_wait(provider)
+            assert client.get_provider_status().value == "READY"
+
+            cdn.app.fail_with(SDK_KEY, 503)
+            with anyio.fail_after(5):
+                while client.get_provider_status().value != "ERROR":
+                    await anyio.sleep(0.02)
+            # Still erring: evaluations serve the config held, the status stays.
+            assert client.get_boolean_value("enabled", False) is True
+            assert client.get_provider_status().value == "ERROR"
+
+            # The same config comes back (a 304): the next evaluation after
+            # that download finds the provider recovered.
+            cdn.app.fix(SDK_KEY)
+            errors = len(cdn.app.requests_for(SDK_KEY))
+            with anyio.fail_after(5):
+                while len(cdn.app.requests_for(SDK_KEY)) == errors:
+                    await anyio.sleep(0.02)
+            await anyio.sleep(0.1)
+            assert client.get_boolean_value("enabled", False) is True
+            with anyio.fail_after(5):
+                while client.get_provider_status().value != "READY":
+                    await anyio.sleep(0.02)
+    assert any(e.message == "recovered" for e in events)

@@ -192,8 +192,10 @@ class FlagstaffProvider(AbstractProvider):
     arguments are :class:`~flagstaff.Client`'s) and hooks into it to emit
     OpenFeature's events: ``PROVIDER_READY`` when the first config arrived,
     ``PROVIDER_CONFIGURATION_CHANGED`` with the keys of the flags that
-    changed, ``PROVIDER_ERROR`` for every error the client reports (and
-    ``PROVIDER_READY`` again with the next config after one). Hooks passed as
+    changed, ``PROVIDER_ERROR`` for every error the client reports, and
+    ``PROVIDER_READY`` again after one, once the client has downloaded
+    since: with the next config, or at the first evaluation after a
+    download that found the config unchanged. Hooks passed as
     ``on_ready``, ``on_config_changed`` and ``on_error`` are still called.
 
     Given an open ``client=`` instead, the provider evaluates through it but
@@ -239,6 +241,8 @@ class FlagstaffProvider(AbstractProvider):
         self._owned = client is None
         self._ready = threading.Event()
         self._failed = False
+        #: the served config's download time when the last error came
+        self._failed_at: Any = None
         self._config: Optional[Config] = None
         self._user_hooks: dict[str, Any] = {}
         if client is None:
@@ -375,12 +379,16 @@ class FlagstaffProvider(AbstractProvider):
         )
 
     def _sync(self, key, default, context, check, kind) -> FlagResolutionDetails[Any]:
+        if self._failed:
+            self._check_recovery()
         # An object flag is a text setting: the default handed to flagstaff
         # is only served on errors, where OpenFeature's default wins anyway.
         details = self.client.evaluate_now(key, _plain(default), to_user(context))
         return _resolve(details, default, check, kind, self.client.snapshot().config)
 
     async def _async(self, key, default, context, check, kind):
+        if self._failed:
+            self._check_recovery()
         details = await self.client.get_value_details(
             key, _plain(default), to_user(context)
         )
@@ -404,12 +412,24 @@ class FlagstaffProvider(AbstractProvider):
                 ProviderEventDetails(flags_changed=changed, message="new config")
             )
             if self._failed:
-                self._failed = False
-                self.emit_provider_ready(ProviderEventDetails(message="recovered"))
+                self._recovered()
         self._call_user_hook("on_config_changed", config)
+
+    def _check_recovery(self) -> None:
+        # A download since the error (a 304 too) renews the snapshot's time;
+        # a failed one leaves it, so a newer time means the client recovered.
+        fetched = self.client.snapshot().fetch_time
+        failed_at = self._failed_at
+        if fetched is not None and (failed_at is None or fetched > failed_at):
+            self._recovered()
+
+    def _recovered(self) -> None:
+        self._failed = False
+        self.emit_provider_ready(ProviderEventDetails(message="recovered"))
 
     def _on_error(self, message: str) -> None:
         self._failed = True
+        self._failed_at = self.client.snapshot().fetch_time
         self.emit_provider_error(
             ProviderEventDetails(
                 message=message, error_code=OpenFeatureErrorCode.GENERAL

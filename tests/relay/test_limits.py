@@ -64,8 +64,6 @@ async def test_oversized_headers_are_refused(start, size):
 
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 async def test_a_request_head_past_16_kib_is_refused_by_either_parser(start, http):
-    if http == "httptools":
-        pytest.importorskip("httptools")
     relay = start(admin_token=TOKEN, http=http)
     stream = await anyio.connect_tcp("127.0.0.1", relay.port)
     async with stream:
