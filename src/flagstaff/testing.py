@@ -38,10 +38,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -67,8 +67,6 @@ __all__ = (
 
 Value = Union[bool, str, int, float]
 ConfigSource = Union[str, bytes, Mapping[str, Any], "ConfigBuilder"]
-
-HOST = "127.0.0.1"
 
 # ConfigCat's setting types and the SettingValue field each one uses (§1).
 _BOOL, _STRING, _INT, _DOUBLE = 0, 1, 2, 3
@@ -486,53 +484,20 @@ class CDN:
         return 200, text.encode(), [content, (b"etag", etag)]
 
 
-def _serve(app: CDN, start_timeout: float = 10.0) -> Callable[[], None]:
-    """Runs `app` under uvicorn on 127.0.0.1 in a thread; returns its stop."""
+@contextmanager
+def _serve(app: CDN) -> Iterator[CDN]:
+    """Runs `app` under uvicorn on 127.0.0.1 in a thread until the block ends."""
     try:
-        import uvicorn
+        from flagstaff.relay._server import serve_in_thread
     except ImportError as exc:
         raise RuntimeError(
             "the flagstaff_cdn fixture runs its server with uvicorn, which is "
             "not installed: pip install 'flagstaff[relay]' (or uvicorn)"
         ) from exc
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # An answer is two writes (head, body); without this the body waits for
-    # the client's delayed ACK of the head, about 40 ms per download.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((HOST, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        loop="asyncio",
-        http="h11",
-        ws="none",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"flagstaff-cdn-{port}"
-    )
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-    thread.start()
-    deadline = time.monotonic() + start_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            stop()
-            raise RuntimeError(f"the flagstaff CDN did not start on port {port}")
-        time.sleep(0.01)
-    app.url = f"http://{HOST}:{port}"
-    return stop
+    with serve_in_thread(app, "CDN") as url:
+        app.url = url
+        yield app
 
 
 # -- the event sink ----------------------------------------------------------
@@ -765,12 +730,8 @@ def _ms_of(when: Union[int, datetime, None]) -> int:
 
 @pytest.fixture(scope="session")
 def _flagstaff_cdn_server() -> Iterator[CDN]:
-    app = CDN()
-    stop = _serve(app)
-    try:
+    with _serve(CDN()) as app:
         yield app
-    finally:
-        stop()
 
 
 @pytest.fixture

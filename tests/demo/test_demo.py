@@ -17,7 +17,7 @@ import pytest
 from flagstaff.cli import main
 from flagstaff.demo import DemoOptions, format_report, plot_report, run_demo
 from flagstaff.demo._ingestion import LocalAmplitude
-from flagstaff.demo._servers import serve
+from flagstaff.relay._server import serve_in_thread
 from flagstaff.demo._world import FLAG_KEY, simulated_readout
 
 SMALL = DemoOptions(users=4_000, seed=11, clients=3, duration=0.0, after_rollout=400)
@@ -150,7 +150,7 @@ def test_the_command_refuses_amplitude_without_a_key(capsys, monkeypatch):
 @pytest.fixture
 def endpoint():
     app = LocalAmplitude("key-0123456789", "secret-0123456789", 7)
-    with serve(app, "test-amplitude") as url:
+    with serve_in_thread(app, "test Amplitude endpoint") as url:
         yield app, url
 
 

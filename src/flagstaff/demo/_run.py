@@ -28,7 +28,6 @@ from ..experiment import AssignmentAudit, Readout, readout_from_events
 from ..relay import Relay
 from ._display import Progress
 from ._ingestion import LocalAmplitude
-from ._servers import HOST, serve
 from ._world import (
     CONTROL,
     CONVERSION_EVENT,
@@ -268,18 +267,24 @@ class _Demo:
         started = time.monotonic()
         options = self.options
         # uvicorn comes with the relay extra, so it is imported only when needed.
-        from ..relay._server import RelayServer, server_config
+        from ..relay._server import (
+            LOOPBACK,
+            RelayServer,
+            serve_in_thread,
+            server_config,
+        )
 
         relay = Relay(admin_token=self.admin_token,
                       on_flags_changed=self._flags_changed)
         with ExitStack() as servers:
-            relay_url = servers.enter_context(serve(
-                relay, "relay", server_class=RelayServer,
+            relay_url = servers.enter_context(serve_in_thread(
+                relay, "demo relay", server_class=RelayServer,
                 config_for=lambda port: server_config(
-                    relay, HOST, port, log_level="warning", log_config=None,
+                    relay, LOOPBACK, port, log_level="warning", log_config=None,
                     loop="asyncio", shutdown_timeout=2)))
             if self.sink is not None:
-                amplitude_url = servers.enter_context(serve(self.sink, "amplitude"))
+                amplitude_url = servers.enter_context(
+                    serve_in_thread(self.sink, "demo Amplitude endpoint"))
                 destination = f"the Amplitude-compatible endpoint at {amplitude_url}"
             else:
                 amplitude_url = options.amplitude_server_url

@@ -1,7 +1,8 @@
 """
 The relay under uvicorn: the server settings it needs, and a graceful
 shutdown that answers every held request before uvicorn waits for the
-connections to go.
+connections to go. Also a runner of any ASGI app under uvicorn on
+127.0.0.1 in a thread of its own (the demo's servers, the test plugin's CDN).
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import copy
 import importlib.util
 import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Optional
 
 import uvicorn
@@ -16,7 +21,10 @@ from uvicorn.config import LOGGING_CONFIG
 
 from ._app import Relay
 
-__all__ = ("RelayServer", "http_protocol", "server_config")
+__all__ = ("LOOPBACK", "RelayServer", "http_protocol", "serve_in_thread",
+           "server_config")
+
+LOOPBACK = "127.0.0.1"
 
 #: the most bytes of a request line and headers that uvicorn buffers
 MAX_INCOMPLETE_EVENT = 16 * 1024
@@ -122,3 +130,55 @@ def server_config(
     }
     settings.update(options)
     return uvicorn.Config(relay, **settings)
+
+
+@contextmanager
+def serve_in_thread(
+    app: Any,
+    name: str,
+    *,
+    server_class: type = uvicorn.Server,
+    config_for: Optional[Callable[[int], uvicorn.Config]] = None,
+    start_timeout: float = 10.0,
+) -> Iterator[str]:
+    """
+    Serves the ASGI `app` on a free port of 127.0.0.1, in a thread with its
+    own event loop (as a separate process would), until the block ends, and
+    yields its base URL.
+
+    :param name: names the thread, and the server in errors.
+    :param server_class: uvicorn's server or a subclass of it.
+    :param config_for: makes the server's settings for the port chosen
+        (default: h11, no lifespan, no log lines below WARNING, and the
+        caller's logging left as it is).
+    :raises RuntimeError: when the server does not start in `start_timeout`.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Answers go out as two writes (head, body): without this the body would
+    # wait about 40 ms for the client's delayed ACK of the head.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((LOOPBACK, 0))
+    port = sock.getsockname()[1]
+    if config_for is None:
+        config = uvicorn.Config(
+            app, host=LOOPBACK, port=port, log_level="warning", log_config=None,
+            lifespan="off", loop="asyncio", http="h11", ws="none",
+            access_log=False, timeout_graceful_shutdown=1)
+    else:
+        config = config_for(port)
+    server = server_class(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"flagstaff-{name}-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} did not start on port {port}")
+            time.sleep(0.005)
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
