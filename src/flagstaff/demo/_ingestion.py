@@ -42,7 +42,6 @@ class LocalAmplitude:
         self.annotations: list[dict[str, Any]] = []
         #: events not ingested again because their insert id was seen
         self.repeats = 0
-        self.requests = 0
         self._insert_ids: set[str] = set()
         self._lock = threading.Lock()
 
@@ -71,7 +70,6 @@ class LocalAmplitude:
         await send({"type": "http.response.body", "body": payload})
 
     def _upload(self, scope: dict, body: Optional[bytes]) -> tuple[int, dict]:
-        self.requests += 1
         if body is None:
             return 413, {"code": 413, "error": "Payload too large"}
         if _header(scope, b"content-encoding") == b"gzip":

@@ -24,7 +24,13 @@ import httpx
 
 from ..amplitude import AmplitudeEmitter, ChartAnnotator, EmitterStats
 from ..client import Client, LongPoll
-from ..experiment import AssignmentAudit, Readout, readout_from_events
+from ..core import Config
+from ..experiment import (
+    AssignmentAudit,
+    Readout,
+    audit_assignments,
+    readout_from_events,
+)
 from ..relay import Relay
 from ._display import Progress
 from ._ingestion import LocalAmplitude
@@ -449,7 +455,7 @@ class _World:
         for done, visitor in enumerate(population, 1):
             self._visitors.append(visitor)
             plans[visitor.plan] += 1
-            converted += await self._visit(visitor, identify=True)
+            converted += await self._visit(visitor)
             if done % _WAVE == 0 or done == options.users:
                 delivered = sum(e.stats.delivered for e in self.emitters)
                 self.progress.update(
@@ -482,7 +488,7 @@ class _World:
                 await anyio.sleep(0)
         return dict(served)
 
-    async def _visit(self, visitor: Visitor, identify: bool) -> bool:
+    async def _visit(self, visitor: Visitor) -> bool:
         """
         Serves one visitor's pages; the first identifies them with their
         plan and variant, the last one may see them subscribe.
@@ -494,7 +500,7 @@ class _World:
             variant = await self.clients[number].get_value(FLAG_KEY, CONTROL, user)
             self.evaluations += 1
             emitter = self.emitters[number]
-            if page == 0 and identify:
+            if page == 0:
                 emitter.identify(user=user, properties={
                     "plan": visitor.plan, f"configcat_{FLAG_KEY}": variant})
         if not visitor.converts(self.model, variant):
@@ -514,9 +520,6 @@ class _World:
             import pyarrow as pa
         except ImportError:
             return None
-        from ..core import Config
-        from ..experiment import audit_assignments
-
         users = pa.table({
             "Identifier": [v.user.identifier for v in self._visitors],
             "plan": [v.plan for v in self._visitors],

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, Optional
 
 from ..core import Config, User
+from ..experiment import Readout, readout
 
 __all__ = (
     "CONTROL",
@@ -164,7 +165,7 @@ def rolled_out(raw: bytes, variant: str) -> bytes:
 
 def simulated_readout(
     seed: int, users: int, *, null: bool = False, premium_share: float = 0.3
-) -> tuple[HiddenModel, Any]:
+) -> tuple[HiddenModel, Readout]:
     """
     The demo's experiment without its servers: the same visitors and hidden
     model, each free visitor served by the compiled core directly and read
@@ -174,8 +175,6 @@ def simulated_readout(
 
     :return: the hidden model and the :class:`~flagstaff.experiment.Readout`.
     """
-    from ..experiment import readout
-
     raw = example_config()
     config = Config.from_json(raw)
     model = HiddenModel.draw(seed, null=null)
